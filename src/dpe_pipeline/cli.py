@@ -1,0 +1,94 @@
+"""Command line of the course, called by the ``./dpe`` script at the repository root."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+
+from dpe_pipeline.settings import ensure_env_file, project_dir
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from dpe_pipeline import stack
+
+    return stack.up(args.services or None)
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from dpe_pipeline import stack
+
+    return stack.down()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from dpe_pipeline import stack
+
+    return stack.status()
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from dpe_pipeline import stack
+
+    return stack.logs(args.service, follow=args.follow)
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    """Run every test (unit, integration, notebooks, lint); services start on demand."""
+    command = [sys.executable, "-m", "pytest", *args.pytest_args]
+    return subprocess.call(command, cwd=project_dir())
+
+
+def cmd_labs(args: argparse.Namespace) -> int:
+    from dpe_pipeline import labgen
+
+    return labgen.main(["--check"] if args.check else [])
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    from dpe_pipeline import snapshot
+
+    return snapshot.main(args.source)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="./dpe", description="Cours « pipeline de données DPE ».")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="démarre la pile (tous les services, ou ceux nommés) et JupyterLab")
+    up.add_argument("services", nargs="*", help="services à démarrer (défaut : tous)")
+    up.set_defaults(func=cmd_up)
+
+    sub.add_parser("down", help="arrête tout ce que la pile a démarré").set_defaults(func=cmd_down)
+    sub.add_parser("status", help="état et santé de chaque service").set_defaults(func=cmd_status)
+
+    logs = sub.add_parser("logs", help="journal d'un service")
+    logs.add_argument("service")
+    logs.add_argument("-f", "--follow", action="store_true")
+    logs.set_defaults(func=cmd_logs)
+
+    test = sub.add_parser("test", help="lance tous les tests (démarre les services nécessaires)")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="arguments passés à pytest")
+    test.set_defaults(func=cmd_test)
+
+    labs = sub.add_parser("labs", help="régénère labs/ depuis solutions/")
+    labs.add_argument("--check", action="store_true", help="échoue si labs/ n'est pas à jour")
+    labs.set_defaults(func=cmd_labs)
+
+    snap = sub.add_parser("snapshot", help="reconstruit data/ademe depuis les CSV sources")
+    snap.add_argument("source", nargs="?", default=None, help="dossier des CSV (défaut : ../shared/data/ademe)")
+    snap.set_defaults(func=cmd_snapshot)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=os.environ.get("DPE_LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s: %(message)s")
+    ensure_env_file()
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -117,7 +117,8 @@ def test_unknown_dataset_is_404(client):
 
 
 def test_each_dataset_under_its_own_id(client):
-    new_builds = get_json(client, url="/data-fair/api/v1/datasets/dpe02neuf/lines", size=0, qs="code_departement_ban:74")
+    url = "/data-fair/api/v1/datasets/dpe02neuf/lines"
+    new_builds = get_json(client, url=url, size=0, qs="code_departement_ban:74")
     assert new_builds["total"] == len(load_dataset("dpe02neuf").query("code_departement_ban == '74'"))
     metadata = client.get("/data-fair/api/v1/datasets/dpe02neuf").get_json()
     assert metadata["count"] == len(load_dataset("dpe02neuf"))

@@ -2,7 +2,7 @@
 # Installs the system packages the native stack needs, only when they are missing
 # (idempotent; Debian/Ubuntu with apt). Needs root, or sudo.
 #   Java 17 (Kafka, Spark), Maven (fetches the pinned jars from Maven Central),
-#   PostgreSQL 15 server binaries, curl.
+#   PostgreSQL 15 server binaries, curl, Node.js/npm (slides) and Chromium (rendering tests).
 set -euo pipefail
 
 missing=()
@@ -10,6 +10,9 @@ command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql-15)
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+# headless browser for the slide and dashboard rendering tests
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "[deps] system packages already present"

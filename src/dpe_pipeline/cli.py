@@ -53,6 +53,12 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     return snapshot.main(args.source)
 
 
+def cmd_slides(args: argparse.Namespace) -> int:
+    from dpe_pipeline import slides
+
+    return slides.main()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="./dpe", description="Cours « pipeline de données DPE ».")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     labs = sub.add_parser("labs", help="régénère labs/ depuis solutions/")
     labs.add_argument("--check", action="store_true", help="échoue si labs/ n'est pas à jour")
     labs.set_defaults(func=cmd_labs)
+
+    sub.add_parser("slides", help="exporte les notebooks de cours en diapositives HTML hors ligne (slides/)").set_defaults(
+        func=cmd_slides
+    )
 
     snap = sub.add_parser("snapshot", help="reconstruit data/ademe depuis les CSV sources")
     snap.add_argument("source", nargs="?", default=None, help="dossier des CSV (défaut : ../shared/data/ademe)")

@@ -83,9 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     labs.add_argument("--check", action="store_true", help="échoue si labs/ n'est pas à jour")
     labs.set_defaults(func=cmd_labs)
 
-    sub.add_parser("slides", help="exporte les notebooks de cours en diapositives HTML hors ligne (slides/)").set_defaults(
-        func=cmd_slides
-    )
+    slides = sub.add_parser("slides", help="exporte les notebooks de cours en diapositives HTML hors ligne (slides/)")
+    slides.set_defaults(func=cmd_slides)
 
     snap = sub.add_parser("snapshot", help="reconstruit data/ademe depuis les CSV sources")
     snap.add_argument("source", nargs="?", default=None, help="dossier des CSV (défaut : ../shared/data/ademe)")

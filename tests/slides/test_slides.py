@@ -46,7 +46,8 @@ def test_deck_renders_in_headless_chromium(decks, lecture, tmp_path):
     browser = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                "--disable-component-update", "--disable-sync", "--no-first-run",
                f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,720", "--virtual-time-budget=5000"]
-    subprocess.run([*browser, f"--screenshot={screenshot}", deck.as_uri()], check=True, capture_output=True, timeout=120)
+    shot = [*browser, f"--screenshot={screenshot}", deck.as_uri()]
+    subprocess.run(shot, check=True, capture_output=True, timeout=120)
     dom = subprocess.run([*browser, "--dump-dom", deck.as_uri()], check=True, capture_output=True, text=True,
                          timeout=120).stdout
     # reveal.js marks its root "ready" once it has laid out the slides

@@ -108,6 +108,51 @@ class Settings(BaseSettings):
     api_key: str = Field(alias="API_KEY")
     consumer_instances: int = Field(1, alias="CONSUMER_INSTANCES", ge=1, le=3)
 
+    # --- module 4: S3 object store (MinIO), Spark cluster, Iceberg catalog ---------
+    # MinIO's root user is S3_ACCESS_KEY / S3_SECRET_KEY (as in compose); the native MinIO
+    # listens on S3_ENDPOINT's host and port, its console on MINIO_CONSOLE_PORT.
+    s3_endpoint: str = Field("http://127.0.0.1:9000", alias="S3_ENDPOINT")
+    s3_region: str = Field("us-east-1", alias="S3_REGION")
+    s3_bucket: str = Field("warehouse", alias="S3_BUCKET")
+    s3_access_key: str = Field("dpe-lake", alias="S3_ACCESS_KEY")
+    s3_secret_key: str = Field(alias="S3_SECRET_KEY")
+    minio_console_port: int = Field(9001, alias="MINIO_CONSOLE_PORT")
+    # Empty: the native master spark://127.0.0.1:SPARK_MASTER_PORT; "local[2]" runs without the cluster
+    spark_master_url: str = Field("", alias="SPARK_MASTER_URL")
+    spark_master_port: int = Field(7077, alias="SPARK_MASTER_PORT")
+    spark_master_ui_port: int = Field(18080, alias="SPARK_MASTER_UI_PORT")
+    spark_worker_ui_port: int = Field(18081, alias="SPARK_WORKER_UI_PORT")
+    spark_worker_cores: int = Field(2, alias="SPARK_WORKER_CORES", ge=1)
+    spark_worker_memory: str = Field("2g", alias="SPARK_WORKER_MEMORY")
+    iceberg_db: str = Field("iceberg", alias="ICEBERG_DB")
+    # --- end of module 4 -------------------------------------------------------------
+
+    # --- module 5: Trino (coordinator + 1 worker) and Superset ----------------------
+    # Users reach the coordinator over HTTPS on TRINO_PORT (passwords are checked on HTTPS
+    # only; self-signed certificate made by the runner); plain HTTP on TRINO_HTTP_PORT and
+    # TRINO_WORKER_PORT carries node-to-node traffic signed with TRINO_SHARED_SECRET.
+    trino_version: str = Field("476", alias="TRINO_VERSION")
+    trino_host: str = Field("127.0.0.1", alias="TRINO_HOST")
+    trino_port: int = Field(8443, alias="TRINO_PORT")
+    trino_http_port: int = Field(8080, alias="TRINO_HTTP_PORT")
+    trino_worker_port: int = Field(8081, alias="TRINO_WORKER_PORT")
+    trino_user: str = Field("dpe", alias="TRINO_USER")
+    trino_password: str = Field(alias="TRINO_PASSWORD")
+    trino_shared_secret: str = Field(alias="TRINO_SHARED_SECRET")
+    superset_host: str = Field("127.0.0.1", alias="SUPERSET_HOST")
+    superset_port: int = Field(8088, alias="SUPERSET_PORT")
+    superset_admin_user: str = Field("admin", alias="SUPERSET_ADMIN_USER")
+    superset_admin_password: str = Field(alias="SUPERSET_ADMIN_PASSWORD")
+    superset_secret_key: str = Field(alias="SUPERSET_SECRET_KEY")
+
+    # --- bonus module 6: Airflow ---------------------------------------------------------
+    airflow_host: str = Field("127.0.0.1", alias="AIRFLOW_HOST")
+    airflow_port: int = Field(8090, alias="AIRFLOW_PORT")
+    airflow_admin_user: str = Field("admin", alias="AIRFLOW_ADMIN_USER")
+    airflow_admin_password: str = Field(alias="AIRFLOW_ADMIN_PASSWORD")
+    airflow_secret_key: str = Field(alias="AIRFLOW_SECRET_KEY")
+    # --- end of module 5 -------------------------------------------------------------
+
     @field_validator("learner_id")
     @classmethod
     def _check_learner_id(cls, value: str) -> str:
@@ -137,6 +182,37 @@ class Settings(BaseSettings):
     def lab_topic(self, name: str) -> str:
         """A Kafka topic name inside the learner's namespace, e.g. ``lab.marie.dpe.raw``."""
         return f"lab.{self.learner_id}.{name}"
+
+    # --- module 4 (derived) -----------------------------------------------------------
+    @property
+    def spark_master(self) -> str:
+        """Where Spark drivers connect: ``SPARK_MASTER_URL``, else the native standalone master."""
+        return self.spark_master_url or f"spark://127.0.0.1:{self.spark_master_port}"
+
+    @property
+    def iceberg_jdbc_url(self) -> str:
+        """The Iceberg JDBC catalog database, as Spark and Trino reach it."""
+        return f"jdbc:postgresql://{self.postgres_host}:{self.postgres_port}/{self.iceberg_db}"
+
+    @property
+    def warehouse(self) -> str:
+        """Root of the Iceberg tables in the object store."""
+        return f"s3://{self.s3_bucket}/"
+
+    # --- module 5 (derived) -----------------------------------------------------------
+    @property
+    def trino_url(self) -> str:
+        """The coordinator's HTTPS address: clients, Superset and the web UI (``/ui/``)."""
+        return f"https://{self.trino_host}:{self.trino_port}"
+
+    @property
+    def superset_url(self) -> str:
+        return f"http://{self.superset_host}:{self.superset_port}"
+
+    @property
+    def airflow_url(self) -> str:
+        """The Airflow API server: UI, REST API (``/api/v2``) and the tasks' execution API."""
+        return f"http://{self.airflow_host}:{self.airflow_port}"
 
     @property
     def postgres_dsn(self) -> str:

@@ -125,3 +125,30 @@ def test_lake_conf_uses_path_style_and_the_shared_catalog():
     assert conf["spark.sql.catalog.lake.type"] == "jdbc"
     assert conf["spark.sql.catalog.lake.jdbc.schema-version"] == "V1"
     assert conf["spark.sql.catalog.lake.io-impl"] == "org.apache.iceberg.aws.s3.S3FileIO"
+
+
+def test_content_hash_ignores_technical_columns_and_sees_every_value_change(spark):
+    rows = [raw_row("2369E0000001A"), raw_row("2369E0000001A"), raw_row("2369E0000001A", surface=51.0)]
+    df = frame(spark, rows).withColumn("ingested_at", spark_jobs.F.current_timestamp())
+    hashes = [r.empreinte for r in spark_jobs.with_content_hash(df).collect()]
+    assert hashes[0] == hashes[1] != hashes[2]
+
+
+def test_logements_rows_have_the_table_columns_a_hash_and_a_timestamp(spark):
+    valid, _ = spark_jobs.clean_dpe(frame(spark, [raw_row("2369E0000001A", annee=1990)]))
+    rows = spark_jobs.logements_rows(spark_jobs.latest_per_dpe(spark_jobs.enrich_dpe(valid)))
+    assert rows.columns[0] == "numero_dpe" and rows.columns[-2:] == ["empreinte", "mis_a_jour_le"]
+    assert "payload" not in rows.columns and "periode_construction" in rows.columns
+
+
+def test_quarantine_rows_keep_the_reasons_and_the_payload(spark):
+    _, rejected = spark_jobs.clean_dpe(frame(spark, [raw_row("2369E0000002B", surface=0.0)]))
+    row = spark_jobs.quarantine_rows(rejected).first()
+    assert row.raisons == ["surface_habitable_logement hors [1, 5000]"]
+    assert json.loads(row.payload)["numero_dpe"] == "2369E0000002B" and len(row.empreinte) == 64
+
+
+def test_tables_of_a_namespace():
+    tables = spark_jobs.LakehouseTables("lab_marie")
+    assert (tables.logements, tables.stats, tables.quarantine) == (
+        "lake.lab_marie.logements", "lake.lab_marie.stats_commune_mois", "lake.lab_marie.quarantaine")

@@ -39,8 +39,13 @@ from __future__ import annotations
 from functools import partial
 from urllib.parse import quote
 
+from dpe_pipeline.native import airflow as airflow_native
 from dpe_pipeline.native import kafka as kafka_native
+from dpe_pipeline.native import minio as minio_native
 from dpe_pipeline.native import postgres as postgres_native
+from dpe_pipeline.native import spark as spark_native
+from dpe_pipeline.native import superset as superset_native
+from dpe_pipeline.native import trino as trino_native
 from dpe_pipeline.native.health import HttpCheck, KafkaCheck, PostgresCheck, split_host_port
 from dpe_pipeline.native.registry import Port, Service, StackContext, register
 
@@ -118,6 +123,237 @@ def replay(ctx: StackContext) -> Service:
         url=s.replay_url,
         banner=(f"Rejeu ADEME : {s.replay_url} (ADEME_MODE={s.ademe_mode})",),
         start_timeout=30,
+    )
+
+
+# --- module 4: object store and Spark cluster ------------------------------------------
+
+
+# --- module 3: the ingestion API and the consumers ----------------------------------------
+
+
+@register("api")
+def api(ctx: StackContext) -> Service:
+    """The Flask ingestion API: ADEME (live or replay) → Kafka ``dpe.raw``."""
+    s = ctx.settings
+    base = f"http://{s.api_host}:{s.api_port}"
+    return Service(
+        name="api",
+        title="API d'ingestion",
+        command=ctx.python_command("dpe_pipeline.api", "--host", s.api_host, "--port", str(s.api_port)),
+        environment=ctx.python_environment(),
+        ports=(Port(s.api_host, s.api_port, "API_PORT"),),
+        depends_on=("kafka",),
+        health=HttpCheck(f"{base}/health"),
+        url=base,
+        banner=(f"API d'ingestion : {base} (en-tête X-API-KEY: {s.api_key}) · description : {base}/openapi.json",),
+    )
+
+
+@register("consumer")
+def consumer(ctx: StackContext) -> Service:
+    """Kafka ``dpe.raw`` → PostgreSQL ``raw.dpe``, 1 to 3 instances in one consumer group."""
+    return Service(
+        name="consumer",
+        title="Consommateurs Kafka → PostgreSQL",
+        command=ctx.python_command("dpe_pipeline.consumer"),
+        environment=ctx.python_environment(),
+        depends_on=("kafka", "postgres"),
+        instances=ctx.settings.consumer_instances,
+        stop_timeout=30,
+    )
+
+
+@register("minio")
+def minio(ctx: StackContext) -> Service:
+    """MinIO (S3), built once from the Go module proxy; bucket of the Iceberg warehouse created at start."""
+    s = ctx.settings
+    host, port = minio_native.endpoint_address(s)
+    return Service(
+        name="minio",
+        title="MinIO (S3)",
+        command=minio_native.server_command(ctx),
+        environment=minio_native.server_environment(s),
+        ports=(Port(host, port, "S3_ENDPOINT"), Port(host, s.minio_console_port, "MINIO_CONSOLE_PORT")),
+        health=HttpCheck(f"{s.s3_endpoint.rstrip('/')}/minio/health/live"),
+        prepare=partial(minio_native.prepare, ctx),
+        initialize=partial(minio_native.create_bucket, s),
+        failure_hint=minio_native.failure_hint,
+        url=s.s3_endpoint,
+        banner=(
+            f"MinIO (S3) : {s.s3_endpoint} (path-style), bucket {s.s3_bucket} ; "
+            f"console http://{host}:{s.minio_console_port}",
+            f"             clé d'accès {s.s3_access_key}, clé secrète {s.s3_secret_key}",
+        ),
+        start_timeout=60,
+    )
+
+
+@register("spark-master")
+def spark_master(ctx: StackContext) -> Service:
+    """Spark standalone master (cluster manager), in the foreground; Iceberg jars fetched before."""
+    s = ctx.settings
+    ui = f"http://127.0.0.1:{s.spark_master_ui_port}"
+    return Service(
+        name="spark-master",
+        title="Spark (maître)",
+        command=spark_native.master_command(s),
+        environment=spark_native.daemon_environment(ctx),
+        ports=(Port("127.0.0.1", s.spark_master_port, "SPARK_MASTER_PORT"),
+               Port("127.0.0.1", s.spark_master_ui_port, "SPARK_MASTER_UI_PORT")),
+        health=spark_native.MasterCheck(s),
+        prepare=partial(spark_native.prepare, ctx),
+        url=ui,
+        banner=(f"Spark : maître spark://127.0.0.1:{s.spark_master_port}, interface {ui}",),
+        start_timeout=60,
+    )
+
+
+@register("spark-worker")
+def spark_worker(ctx: StackContext) -> Service:
+    """One Spark worker offering SPARK_WORKER_CORES cores and SPARK_WORKER_MEMORY to executors."""
+    s = ctx.settings
+    ui = f"http://127.0.0.1:{s.spark_worker_ui_port}"
+    return Service(
+        name="spark-worker",
+        title="Spark (worker)",
+        command=spark_native.worker_command(s),
+        environment=spark_native.daemon_environment(ctx),
+        ports=(Port("127.0.0.1", s.spark_worker_ui_port, "SPARK_WORKER_UI_PORT"),),
+        depends_on=("spark-master",),
+        health=spark_native.WorkerCheck(s),
+        prepare=partial(spark_native.prepare, ctx),
+        url=ui,
+        banner=(f"Spark : worker {s.spark_worker_cores} cœurs / {s.spark_worker_memory}, interface {ui}",),
+        start_timeout=60,
+    )
+
+
+@register("trino")
+def trino(ctx: StackContext) -> Service:
+    """Trino coordinator: catalogs iceberg (JDBC catalog lake, S3) and postgresql; password over HTTPS."""
+    s = ctx.settings
+    return Service(
+        name="trino",
+        title="Trino (coordinateur)",
+        command=trino_native.server_command(ctx, trino_native.COORDINATOR),
+        directory=trino_native.node_dir(ctx, trino_native.COORDINATOR),
+        ports=(
+            Port(s.trino_host, s.trino_port, "TRINO_PORT"),
+            Port(s.trino_host, s.trino_http_port, "TRINO_HTTP_PORT"),
+        ),
+        depends_on=("postgres", "minio"),
+        health=trino_native.TrinoCheck(s, trino_native.certificate_path(ctx)),
+        prepare=partial(trino_native.prepare, ctx, trino_native.COORDINATOR),
+        initialize=partial(trino_native.create_catalog_tables, s),
+        failure_hint=trino_native.failure_hint,
+        url=f"{s.trino_url}/ui/",
+        banner=(
+            f"Trino : {s.trino_url}/ui/ (utilisateur {s.trino_user}, mot de passe {s.trino_password} ; "
+            f"certificat auto-signé {trino_native.certificate_path(ctx)})",
+        ),
+        start_timeout=120,
+        stop_timeout=30,
+    )
+
+
+@register("trino-worker")
+def trino_worker(ctx: StackContext) -> Service:
+    """A Trino worker: joins the coordinator over HTTP (requests signed with the shared secret)."""
+    s = ctx.settings
+    return Service(
+        name="trino-worker",
+        title="Trino (worker)",
+        command=trino_native.server_command(ctx, trino_native.WORKER),
+        directory=trino_native.node_dir(ctx, trino_native.WORKER),
+        ports=(Port(s.trino_host, s.trino_worker_port, "TRINO_WORKER_PORT"),),
+        depends_on=("trino",),
+        health=trino_native.TrinoCheck(s, trino_native.certificate_path(ctx), node_id="dpe-worker"),
+        prepare=partial(trino_native.prepare, ctx, trino_native.WORKER),
+        url=f"http://{s.trino_host}:{s.trino_worker_port}/v1/info",
+        start_timeout=120,
+        stop_timeout=30,
+    )
+
+
+@register("superset")
+def superset(ctx: StackContext) -> Service:
+    """Superset (gunicorn), metadata in PostgreSQL; provisions the dashboard when the lake has its tables."""
+    s = ctx.settings
+    return Service(
+        name="superset",
+        title="Superset",
+        command=superset_native.server_command(ctx),
+        environment=superset_native.environment(ctx),
+        directory=ctx.paths.state_dir,
+        ports=(Port(s.superset_host, s.superset_port, "SUPERSET_PORT"),),
+        depends_on=("postgres", "trino"),
+        health=HttpCheck(f"{s.superset_url}/health"),
+        prepare=partial(superset_native.prepare, ctx),
+        initialize=partial(superset_native.provision_if_ready, s),
+        url=s.superset_url,
+        banner=(
+            f"Superset : {s.superset_url} (utilisateur {s.superset_admin_user}, "
+            f"mot de passe {s.superset_admin_password})",
+        ),
+        start_timeout=120,
+    )
+
+
+# --- bonus module 6: Airflow (three programs, one venv of its own) ----------------------
+
+
+@register("airflow-scheduler")
+def airflow_scheduler(ctx: StackContext) -> Service:
+    """Airflow's scheduler (LocalExecutor, 4 task processes at most); prepares venv, database, schema."""
+    return Service(
+        name="airflow-scheduler",
+        title="Airflow (ordonnanceur)",
+        command=airflow_native.program_command(ctx, "scheduler"),
+        environment=airflow_native.environment(ctx),
+        directory=ctx.paths.state_dir,
+        depends_on=("postgres",),
+        prepare=partial(airflow_native.prepare, ctx),
+        start_timeout=120,
+        stop_timeout=30,
+    )
+
+
+@register("airflow-dag-processor")
+def airflow_dag_processor(ctx: StackContext) -> Service:
+    """Airflow's DAG processor: parses dags/ and stores the serialized DAGs."""
+    return Service(
+        name="airflow-dag-processor",
+        title="Airflow (lecture des DAG)",
+        command=airflow_native.program_command(ctx, "dag-processor"),
+        environment=airflow_native.environment(ctx),
+        directory=ctx.paths.state_dir,
+        depends_on=("airflow-scheduler",),
+        prepare=partial(airflow_native.prepare, ctx),
+        start_timeout=120,
+    )
+
+
+@register("airflow")
+def airflow(ctx: StackContext) -> Service:
+    """Airflow's API server (UI, REST API, tasks' execution API); healthy once scheduler and parser are."""
+    s = ctx.settings
+    return Service(
+        name="airflow",
+        title="Airflow",
+        command=airflow_native.program_command(ctx, "api-server"),
+        environment=airflow_native.environment(ctx),
+        directory=ctx.paths.state_dir,
+        ports=(Port(s.airflow_host, s.airflow_port, "AIRFLOW_PORT"),),
+        depends_on=("postgres", "airflow-scheduler", "airflow-dag-processor"),
+        health=airflow_native.AirflowCheck(s.airflow_url),
+        prepare=partial(airflow_native.prepare, ctx),
+        url=s.airflow_url,
+        banner=(
+            f"Airflow : {s.airflow_url} (utilisateur {s.airflow_admin_user}, "
+            f"mot de passe {s.airflow_admin_password}) ; DAG lus dans {airflow_native.dags_dir(ctx)}",
+        ),
+        start_timeout=180,
     )
 
 

@@ -1,0 +1,90 @@
+"""Lab 4 « Spark, Iceberg et MinIO »: the solution runs on the cluster, the untouched lab fails its checks kindly."""
+
+from __future__ import annotations
+
+import pytest
+
+from dpe_pipeline import lakehouse
+from dpe_pipeline.settings import project_dir
+
+pytestmark = pytest.mark.notebooks
+
+SOLUTION = project_dir() / "solutions" / "04_spark_iceberg.ipynb"
+LAB = project_dir() / "labs" / "04_spark_iceberg.ipynb"
+SELF_CHECKS = 8  # one per exercise
+SOLUTION_LEARNER = "nbtest"
+LAB_LEARNER = "nbtest_unfinished"
+SERVICES = ("postgres", "minio", "spark-master", "spark-worker")
+
+
+@pytest.fixture(scope="module")
+def solution_run(run_notebook, ensure_services):
+    ensure_services(*SERVICES)
+    run = run_notebook(SOLUTION, SOLUTION_LEARNER, parameters={"department": "48", "partitions": 4})
+    print(f"{SOLUTION.name}: {run.seconds:.1f} s under papermill")
+    return run
+
+
+@pytest.fixture(scope="module")
+def lab_run(run_notebook, ensure_services):
+    ensure_services(*SERVICES)
+    run = run_notebook(LAB, LAB_LEARNER, allow_errors=True)
+    yield run
+    lakehouse.drop_namespace(f"lab_{LAB_LEARNER}")
+
+
+def outputs_text(cell) -> str:
+    return "".join(output.get("text", "") for output in cell.get("outputs", []) if output["output_type"] == "stream")
+
+
+def errors(cell) -> list:
+    return [output for output in cell.get("outputs", []) if output["output_type"] == "error"]
+
+
+# --- the solution -------------------------------------------------------------------
+
+
+def test_solution_passes_every_self_check(solution_run):
+    checks = solution_run.cells_tagged("self-check")
+    assert len(checks) == SELF_CHECKS
+    for cell in checks:
+        assert outputs_text(cell).startswith("✅"), (cell["source"], outputs_text(cell))
+    assert not [cell["id"] for cell in solution_run.notebook.cells if errors(cell)]
+
+
+def test_solution_writes_its_tables_in_the_learner_namespace(solution_run):
+    catalog = lakehouse.load_lake_catalog()
+    namespace = f"lab_{SOLUTION_LEARNER}"
+    tables = {name for _, name in catalog.list_tables(namespace)}
+    assert {"logements", "quarantaine", "stats_commune_mois"} <= tables
+    logements = catalog.load_table((namespace, "logements"))
+    assert "passoire" in {field.name for field in logements.schema().fields}  # schema evolution kept
+    assert len(logements.snapshots()) >= 3  # MERGE, DELETE, UPDATE
+
+
+def test_solution_shows_the_idempotent_rerun_and_the_cluster(solution_run):
+    rerun = outputs_text(solution_run.cell("rerun"))
+    counts = [line for line in rerun.splitlines() if line.startswith("snapshots de logements")]
+    assert counts and counts[0].split(" avant")[0].split(":")[-1].strip() == counts[0].split(", ")[-1].split()[0]
+    assert "inserted=0, updated=0" in rerun
+    assert "ALIVE" in outputs_text(solution_run.cell("ex1-show"))
+
+
+# --- the lab, as a student receives it ------------------------------------------------
+
+
+def test_unfinished_lab_fails_each_self_check_with_a_french_hint(lab_run):
+    checks = lab_run.cells_tagged("self-check")
+    assert len(checks) == SELF_CHECKS
+    for cell in checks:
+        (error,) = errors(cell)
+        assert error["ename"] == "CheckFailed", (cell["source"], error["ename"], error["evalue"])
+        assert "À FAIRE" in error["evalue"] or "ALTER TABLE" in error["evalue"], error["evalue"]
+        assert len(error["traceback"]) == 1 and "Vérification échouée" in error["traceback"][0]
+
+
+def test_unfinished_lab_writes_no_table(lab_run):
+    # The setup cell resets the namespace; only the learner's own cells would create tables
+    catalog = lakehouse.load_lake_catalog()
+    namespace = f"lab_{LAB_LEARNER}"
+    assert (namespace,) not in catalog.list_namespaces() or not catalog.list_tables(namespace)

@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import numbers
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
@@ -516,3 +517,637 @@ def _display_path(path: Path) -> str:
         return str(path.resolve().relative_to(project_dir().resolve()))
     except ValueError:
         return str(path)
+
+
+# --- lab 2: Docker ------------------------------------------------------------------------------
+# The truth of these checks is the repository itself: docker-compose.yml read with PyYAML
+# (anchors merged), .env.example and .env. No Docker engine is needed.
+
+COMPOSE_VARIABLE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-[^}]*)?\}")
+
+
+def compose_services(include_profiles: bool = True) -> dict[str, dict]:
+    """The services of the course's docker-compose.yml, as PyYAML reads it (anchors merged)."""
+    import yaml
+
+    from dpe_pipeline.settings import project_dir
+
+    compose = yaml.safe_load((project_dir() / "docker-compose.yml").read_text(encoding="utf-8"))
+    services = compose["services"]
+    return {name: spec for name, spec in services.items() if include_profiles or not spec.get("profiles")}
+
+
+def env_values(name: str = ".env") -> dict[str, str]:
+    """``KEY=value`` pairs of ``.env`` (or ``.env.example``) of the course folder."""
+    from dotenv import dotenv_values
+
+    from dpe_pipeline.settings import project_dir
+
+    return {key: value or "" for key, value in dotenv_values(project_dir() / name).items()}
+
+
+def _expand(text: str, values: Mapping[str, str]) -> str:
+    return COMPOSE_VARIABLE.sub(lambda match: values.get(match.group(1), match.group(0)), str(text))
+
+
+def _require_mapping(value: Any, name: str) -> None:
+    require(value, name)
+    if not isinstance(value, Mapping):
+        raise CheckFailed(f"`{name}` doit être un dictionnaire (service → valeur), pas un {type(value).__name__}.")
+
+
+def _compare_keys(observed: Mapping, expected: Mapping, name: str) -> None:
+    missing, extra = sorted(set(expected) - set(observed)), sorted(set(observed) - set(expected))
+    if missing:
+        raise CheckFailed(f"il manque {len(missing)} service(s) dans `{name}` : {', '.join(missing)}.")
+    if extra:
+        raise CheckFailed(f"`{name}` contient des services absents de docker-compose.yml : {', '.join(extra)}.")
+
+
+def check_image_tags(image_tags: Any) -> None:
+    """``image_tags``: service → tag of its image, for every service of the compose file."""
+    _require_mapping(image_tags, "image_tags")
+    expected = {name: spec["image"].rpartition(":")[2] for name, spec in compose_services().items()}
+    _compare_keys(image_tags, expected, "image_tags")
+    wrong = [name for name in expected if str(image_tags[name]) != expected[name]]
+    if wrong:
+        name = wrong[0]
+        raise CheckFailed(
+            f"le tag de `{name}` vaut {image_tags[name]!r}, or l'image est {compose_services()[name]['image']} : "
+            "le tag est ce qui suit le dernier « : » (l'hôte du registre, comme quay.io, fait partie du nom)."
+        )
+    pinned = sum(1 for tag in expected.values() if tag != "latest")
+    _passed(f"{len(expected)} services, {pinned} images épinglées sur une version précise, aucune en « latest ».")
+
+
+def _dockerfile_instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    logical, current = [], ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not current and (not stripped or stripped.startswith("#")):
+            continue
+        current += " " + stripped.rstrip("\\").strip()
+        if not stripped.endswith("\\"):
+            logical.append(current.strip())
+            current = ""
+    if current:
+        logical.append(current.strip())
+    pairs = []
+    for line in logical:
+        instruction, _, arguments = line.partition(" ")
+        pairs.append((instruction.upper(), arguments.strip()))
+    return pairs
+
+
+def check_api_dockerfile(dockerfile: Any) -> None:
+    """``dockerfile``: the text of a Dockerfile that runs the ingestion API."""
+    require(dockerfile, "dockerfile")
+    if not isinstance(dockerfile, str):
+        raise CheckFailed(f"`dockerfile` doit être le texte du Dockerfile (str), pas un {type(dockerfile).__name__}.")
+    steps = _dockerfile_instructions(dockerfile)
+    names = [instruction for instruction, _ in steps]
+    if "FROM" not in names:
+        raise CheckFailed(
+            "un Dockerfile commence par FROM : l'image de base (ici python:3.11.<correctif>-slim-bookworm)."
+        )
+    base = next(arguments for instruction, arguments in steps if instruction == "FROM").split()[0]
+    if not re.fullmatch(r"python:3\.11\.\d+-slim(-bookworm)?", base):
+        raise CheckFailed(
+            f"l'image de base {base!r} n'est pas épinglée : précisez la version complète de Python et la "
+            "distribution (par ex. python:3.11.14-slim-bookworm), jamais « latest » ni « 3 »."
+        )
+    copies = [
+        (index, arguments) for index, (instruction, arguments) in enumerate(steps) if instruction in {"COPY", "ADD"}
+    ]
+    if any(re.search(r"(^|\s)\.env(\s|$)", arguments) for _, arguments in copies):
+        raise CheckFailed("ne copiez jamais .env dans une image : ses secrets resteraient dans une couche de l'image.")
+    requirements = [index for index, arguments in copies if "requirements/core.txt" in arguments]
+    sources = [index for index, arguments in copies if re.search(r"(^|\s)(\./)?src/?(\s|$)", arguments)]
+    if not requirements or not sources:
+        raise CheckFailed("copiez requirements/core.txt (les dépendances) et src/ (le code) dans l'image.")
+    if min(requirements) > min(sources):
+        raise CheckFailed(
+            "copiez requirements/core.txt et installez-le AVANT de copier src/ : la couche des dépendances "
+            "reste alors en cache quand seul le code change (reconstruction en secondes, pas en minutes)."
+        )
+    if not any(instruction == "RUN" and re.search(r"pip install .*-r \S*core\.txt", arguments)
+               for instruction, arguments in steps):
+        raise CheckFailed("installez les versions épinglées : RUN pip install -r requirements/core.txt.")
+    users = [arguments.split(":")[0] for instruction, arguments in steps if instruction == "USER"]
+    if not users or users[-1] in {"root", "0"}:
+        raise CheckFailed("ajoutez un utilisateur non root (RUN useradd …, puis USER …) : un conteneur n'a "
+                          "aucune raison de tourner en root.")
+    if not any(instruction == "EXPOSE" and "5000" in arguments.split() for instruction, arguments in steps):
+        raise CheckFailed("documentez le port de l'API : EXPOSE 5000.")
+    commands = [arguments for instruction, arguments in steps if instruction == "CMD"]
+    try:
+        command = json.loads(commands[-1]) if commands else None
+    except json.JSONDecodeError:
+        command = None
+    if not isinstance(command, list):
+        raise CheckFailed(
+            'écrivez CMD sous forme JSON (forme « exec ») : CMD ["python", "-m", "dpe_pipeline.api", …] ; '
+            "le processus reçoit alors directement les signaux d'arrêt de Docker."
+        )
+    if "dpe_pipeline.api" not in command or "0.0.0.0" not in command:
+        raise CheckFailed(
+            "la commande doit lancer `python -m dpe_pipeline.api` en écoutant sur 0.0.0.0 (--host 0.0.0.0) : "
+            "dans un conteneur, 127.0.0.1 n'est joignable que depuis le conteneur lui-même."
+        )
+    _passed(f"Dockerfile valide : base {base}, dépendances en cache, utilisateur {users[-1]}, port 5000.")
+
+
+def check_start_order(start_order: Any) -> None:
+    """``start_order``: the services without profile, each after every service it depends on."""
+    require(start_order, "start_order")
+    order = list(start_order)
+    services = compose_services(include_profiles=False)
+    if len(order) != len(set(order)):
+        twice = sorted({name for name in order if order.count(name) > 1})
+        raise CheckFailed(f"chaque service doit apparaître une seule fois ; en double : {', '.join(twice)}.")
+    _compare_keys(dict.fromkeys(order), services, "start_order")
+    position = {name: index for index, name in enumerate(order)}
+    for name in order:
+        for dependency in services[name].get("depends_on", {}):
+            if position[dependency] > position[name]:
+                raise CheckFailed(
+                    f"« {name} » démarre avant « {dependency} », dont il dépend (depends_on) : un tri "
+                    "topologique (graphlib.TopologicalSorter) place chaque service après ses dépendances."
+                )
+    _passed(f"ordre de démarrage valide pour {len(order)} services : {order[0]} … {order[-1]}.")
+
+
+def check_health_and_init(healthchecks: Any, init_jobs: Any) -> None:
+    """``healthchecks``: long-running service → its test; ``init_jobs``: the one-shot services."""
+    _require_mapping(healthchecks, "healthchecks")
+    require(init_jobs, "init_jobs")
+    services = compose_services(include_profiles=False)
+    one_shot = {name for name, spec in services.items() if spec.get("restart", "no") == "no"}
+    if set(init_jobs) != one_shot:
+        raise CheckFailed(
+            f"`init_jobs` doit contenir les {len(one_shot)} tâches ponctuelles (restart: \"no\"), pas "
+            f"{sorted(init_jobs)} : ce sont celles que d'autres services attendent avec "
+            "condition: service_completed_successfully."
+        )
+    expected = {name: spec["healthcheck"]["test"] for name, spec in services.items() if name not in one_shot}
+    _compare_keys(healthchecks, expected, "healthchecks")
+    wrong = [name for name in expected if healthchecks[name] != expected[name]]
+    if wrong:
+        raise CheckFailed(f"la vérification de santé de « {wrong[0]} » est {expected[wrong[0]]!r}, "
+                          f"pas {healthchecks[wrong[0]]!r} : lisez la clé healthcheck.test du service.")
+    _passed(
+        f"{len(expected)} services surveillés par une vérification de santé, {len(one_shot)} tâches d'initialisation."
+    )
+
+
+def check_named_volumes(named_volumes: Any) -> None:
+    """``named_volumes``: service → sorted list of the named volumes it mounts (not the bind mounts)."""
+    _require_mapping(named_volumes, "named_volumes")
+    expected = {}
+    for name, spec in compose_services().items():
+        sources = sorted({str(volume).split(":")[0] for volume in spec.get("volumes", [])
+                          if not str(volume).startswith((".", "/", "~"))})
+        if sources:
+            expected[name] = sources
+    _compare_keys(named_volumes, expected, "named_volumes")
+    wrong = [name for name in expected if sorted(named_volumes[name]) != expected[name]]
+    if wrong:
+        raise CheckFailed(
+            f"« {wrong[0]} » monte les volumes nommés {expected[wrong[0]]}, pas {named_volumes[wrong[0]]} : "
+            "un volume nommé n'est pas un chemin (./stack/… est un montage du dossier de la machine)."
+        )
+    _passed(f"données persistantes : {', '.join(f'{name} → {volumes[0]}' for name, volumes in expected.items())}.")
+
+
+def raw_topic_partitions() -> int:
+    """Partitions of the raw topic, as the compose topic job creates it."""
+    command = " ".join(map(str, compose_services()["kafka-init"]["command"]))
+    return int(re.search(r'--topic "\$\$?KAFKA_TOPIC_RAW" --partitions (\d+)', command).group(1))
+
+
+def check_consumer_scaling(assign_partitions: Any, max_consumers: Any) -> None:
+    """``assign_partitions(consumers, partitions)`` → partitions per consumer; ``max_consumers``: useful maximum."""
+    require(max_consumers, "max_consumers")
+    if assign_partitions is None or assign_partitions is Ellipsis or not callable(assign_partitions):
+        raise CheckFailed(
+            "`assign_partitions` doit être une fonction : complétez la cellule « À FAIRE » qui la définit."
+        )
+    partitions = raw_topic_partitions()
+    for consumers, total in ((1, partitions), (2, partitions), (partitions, partitions), (5, partitions), (2, 5)):
+        result = assign_partitions(consumers, total)
+        expected = [total // consumers + (1 if index < total % consumers else 0) for index in range(consumers)]
+        if list(result or []) != expected:
+            raise CheckFailed(
+                f"assign_partitions({consumers}, {total}) renvoie {result!r} au lieu de {expected} : chaque "
+                "consommateur reçoit total // consommateurs partitions, et les premiers une de plus pour le reste."
+            )
+    if max_consumers != partitions:
+        raise CheckFailed(
+            f"`max_consumers` vaut {max_consumers!r} : au-delà du nombre de partitions ({partitions}), un "
+            "consommateur de plus du même groupe reste inactif."
+        )
+    _passed(
+        f"{partitions} partitions : jusqu'à {partitions} consommateurs travaillent en parallèle, "
+        "les suivants attendent."
+    )
+
+
+def published_ports(values: Mapping[str, str] | None = None) -> dict[str, list[tuple[str, int, int]]]:
+    """Service → (host address, host port, container port) of each published port, variables resolved."""
+    values = values if values is not None else {**env_values(".env.example"), **env_values(".env")}
+    published = {}
+    for name, spec in compose_services().items():
+        entries = []
+        for port in spec.get("ports", []):
+            parts = _expand(port, values).split(":")
+            host_ip = parts[0] if len(parts) == 3 else "0.0.0.0"
+            entries.append((host_ip, int(parts[-2]), int(parts[-1])))
+        if entries:
+            published[name] = entries
+    return published
+
+
+def check_published_ports(published: Any) -> None:
+    """``published``: service → list of (host address, host port, container port), from your .env."""
+    _require_mapping(published, "published")
+    expected = published_ports()
+    _compare_keys(published, expected, "published")
+    for name, entries in expected.items():
+        observed = [tuple(entry) for entry in published[name]]
+        if observed != entries:
+            raise CheckFailed(
+                f"pour « {name} », attendu {entries}, obtenu {observed} : remplacez chaque ${{VARIABLE}} par sa "
+                "valeur de .env, et convertissez les ports en entiers."
+            )
+    exposed = [name for name, entries in expected.items() if any(ip != "127.0.0.1" for ip, _, _ in entries)]
+    if exposed:
+        raise CheckFailed(f"{', '.join(exposed)} publie un port au-delà de 127.0.0.1 : corrigez docker-compose.yml.")
+    _passed(f"{len(expected)} interfaces publiées, toutes sur 127.0.0.1 ; PostgreSQL et Kafka : aucun port publié.")
+
+
+def check_secret_variables(secret_variables: Any) -> None:
+    """``secret_variables``: the ${VARIABLES} of docker-compose.yml whose .env.example value is random."""
+    require(secret_variables, "secret_variables")
+    from dpe_pipeline.settings import RANDOM_PLACEHOLDER, project_dir
+
+    text = (project_dir() / "docker-compose.yml").read_text(encoding="utf-8")
+    example = env_values(".env.example")
+    expected = {name for name in COMPOSE_VARIABLE.findall(text) if example.get(name) == RANDOM_PLACEHOLDER}
+    observed = set(secret_variables)
+    if observed != expected:
+        missing, extra = sorted(expected - observed), sorted(observed - expected)
+        detail = f"il manque {', '.join(missing)}" if missing else f"{', '.join(extra)} n'en sont pas"
+        raise CheckFailed(
+            f"{detail} : gardez les variables ${{…}} de docker-compose.yml dont la valeur dans .env.example "
+            f"est « {RANDOM_PLACEHOLDER} » (./dpe les remplace par des secrets aléatoires dans .env)."
+        )
+    _passed(f"{len(expected)} secrets, tous lus dans .env, aucun écrit dans docker-compose.yml ni dans une image.")
+
+
+# --- lab 4: Spark, Iceberg, MinIO ----------------------------------------------------------
+# The truth of these checks is read independently of the learner's code: the Spark master's
+# /json/ endpoint, a count in PostgreSQL, the Iceberg catalog through PyIceberg, boto3.
+
+
+def _spark_master_state() -> dict:
+    from dpe_pipeline.native.spark import master_state
+    from dpe_pipeline.settings import get_settings
+
+    try:
+        return master_state(get_settings(), timeout=5)
+    except OSError as error:
+        raise CheckFailed(
+            f"le maître Spark ne répond pas ({error}) : démarrez le cluster avec « ./dpe up spark-worker »."
+        ) from error
+
+
+def _lab_table(table: str) -> str:
+    from dpe_pipeline.settings import get_settings
+
+    return f"lake.{get_settings().lab_namespace}.{table}"
+
+
+def _raw_count(schema: str) -> int:
+    from dpe_pipeline import postgres
+
+    with postgres.connect() as connection:
+        count = postgres.count_rows(connection, schema)
+    connection.close()
+    return count
+
+
+def _require_spark_frame(df: Any, name: str) -> None:
+    require(df, name)
+    from pyspark.sql import DataFrame
+
+    if not isinstance(df, DataFrame):
+        raise CheckFailed(f"`{name}` devrait être un DataFrame Spark (pyspark.sql.DataFrame), pas un "
+                          f"{type(df).__name__} : n'appelez ni .collect() ni .toPandas().")
+
+
+def check_master_info(master_info: Any) -> None:
+    """Exercise 1: the master's ``/json/`` document, read by the learner."""
+    require(master_info, "master_info")
+    if not isinstance(master_info, Mapping) or "workers" not in master_info:
+        raise CheckFailed("`master_info` doit être le JSON décodé de http://127.0.0.1:<port UI>/json/ "
+                          "(un dict avec les clés « workers », « cores », « activeapps »…) : `.json()` sur la réponse.")
+    truth = _spark_master_state()
+    alive = [worker for worker in master_info["workers"] if worker.get("state") == "ALIVE"]
+    if not alive:
+        raise CheckFailed("aucun worker ALIVE dans `master_info` : le cluster n'a pas de worker ; "
+                          "lancez « ./dpe up spark-worker » puis relisez /json/.")
+    if master_info.get("url") != truth.get("url"):
+        raise CheckFailed(f"`master_info` décrit le maître {master_info.get('url')} alors que le cours utilise "
+                          f"{truth.get('url')} : lisez l'URL donnée par `settings.spark_master_ui_port`.")
+    cores = sum(worker.get("cores", 0) for worker in alive)
+    _passed(f"cluster lu : {len(alive)} worker(s) ALIVE, {cores} cœurs, maître {truth.get('url')}.")
+
+
+def check_partitioned_read(raw_df: Any, schema: str, partitions: int) -> None:
+    """Exercise 2: ``raw_df``, the learner's raw table read over JDBC in ``partitions`` partitions."""
+    _require_spark_frame(raw_df, "raw_df")
+    actual = raw_df.rdd.getNumPartitions()
+    if actual != partitions:
+        hint = (f"`raw_df` a {actual} partition(s) au lieu de {partitions} : "
+                "passez la liste `predicates` (une condition par partition) à `spark.read.jdbc`.")
+        raise CheckFailed(hint)
+    expected = _raw_count(schema)
+    count = raw_df.count()
+    if count != expected:
+        more = count > expected
+        raise CheckFailed(
+            f"`raw_df` compte {_number(count)} lignes, la table {schema}.dpe en a {_number(expected)} : "
+            + ("des lignes sont lues deux fois, vos prédicats se recouvrent." if more else
+               "des lignes manquent : chaque ligne doit vérifier exactement un prédicat (modulo N, valeurs 0 à N-1).")
+        )
+    _passed(f"lecture JDBC en {partitions} partitions : {_number(count)} lignes, ni doublon ni oubli.")
+
+
+def check_clean_split(valid_df: Any, rejected_df: Any, raw_df: Any) -> None:
+    """Exercise 3: the raw rows split into valid and rejected rows, with reasons."""
+    _require_spark_frame(valid_df, "valid_df")
+    _require_spark_frame(rejected_df, "rejected_df")
+    total, valid, rejected = raw_df.count(), valid_df.count(), rejected_df.count()
+    if valid + rejected != total:
+        raise CheckFailed(f"{_number(valid)} lignes valides + {_number(rejected)} rejetées ≠ {_number(total)} lignes "
+                          "brutes : aucune ligne ne doit disparaître, gardez les deux résultats de `clean_dpe`.")
+    if "raisons" not in rejected_df.columns:
+        raise CheckFailed("`rejected_df` n'a pas de colonne « raisons » : inversez-vous `valid_df` et `rejected_df` ?")
+    _passed(f"{_number(valid)} DPE valides, {_number(rejected)} mis en quarantaine avec leur raison.")
+
+
+def check_lakehouse_tables(report: Any, spark: Any) -> None:
+    """Exercise 4: the job ran into the learner's namespace (``lake.lab_<id>.*``)."""
+    require(report, "report")
+    from pyspark.sql import functions as F  # noqa: N812
+
+    table = _lab_table("logements")
+    if not spark.catalog.tableExists(table):
+        raise CheckFailed(f"la table {table} n'existe pas : passez `namespace=settings.lab_namespace` à "
+                          "`run_lakehouse_job` (jamais « dpe », réservé au pipeline de démonstration).")
+    rows = spark.table(table)
+    count, distinct = rows.count(), rows.select(F.countDistinct("numero_dpe")).first()[0]
+    if count != distinct:
+        raise CheckFailed(f"{table} contient {_number(count - distinct)} doublon(s) de numero_dpe : "
+                          "gardez la version la plus récente de chaque DPE (`latest_per_dpe`) avant le MERGE.")
+    quarantine = spark.table(_lab_table("quarantaine")).count()
+    _passed(f"{table} : {_number(count)} logements, un par DPE ; {_number(quarantine)} ligne(s) en quarantaine.")
+
+
+def check_time_travel(first_snapshot_id: Any, logements_v1: Any) -> None:
+    """Exercise 5: the table as it was at its first snapshot (``VERSION AS OF``)."""
+    require(first_snapshot_id, "first_snapshot_id")
+    _require_spark_frame(logements_v1, "logements_v1")
+    from dpe_pipeline import lakehouse
+    from dpe_pipeline.settings import get_settings
+
+    table = lakehouse.load_lake_catalog().load_table((get_settings().lab_namespace, "logements"))
+    snapshots = [snapshot.snapshot_id for snapshot in table.snapshots()]
+    if int(first_snapshot_id) not in snapshots:
+        raise CheckFailed(f"{first_snapshot_id} n'est pas un snapshot de la table logements : prenez un "
+                          "`snapshot_id` de la table de métadonnées `….logements.snapshots`.")
+    if int(first_snapshot_id) != min(snapshots, key=lambda sid: table.snapshot_by_id(sid).timestamp_ms):
+        raise CheckFailed("`first_snapshot_id` n'est pas le premier snapshot : triez `….snapshots` par "
+                          "`committed_at` croissant.")
+    expected = table.scan(snapshot_id=int(first_snapshot_id)).to_arrow().num_rows
+    count = logements_v1.count()
+    if count != expected:
+        raise CheckFailed(f"`logements_v1` a {_number(count)} lignes ; au premier snapshot la table en avait "
+                          f"{_number(expected)} : lisez-la avec « VERSION AS OF {first_snapshot_id} ».")
+    _passed(f"voyage dans le temps : {_number(count)} lignes au snapshot {first_snapshot_id}.")
+
+
+def check_schema_evolution(spark: Any, column: str = "passoire") -> None:
+    """Exercise 6: a column added to ``logements`` (ALTER TABLE) and filled for every row."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    table = _lab_table("logements")
+    if not spark.catalog.tableExists(table):
+        raise CheckFailed(f"la table {table} n'existe pas encore : faites d'abord l'exercice 4 (le job), "
+                          "puis complétez la cellule « À FAIRE » de cet exercice.")
+    if column not in spark.table(table).columns:
+        raise CheckFailed(f"{table} n'a pas de colonne « {column} » : ajoutez-la avec "
+                          f"« ALTER TABLE {table} ADD COLUMN {column} boolean ».")
+    rows = spark.table(table)
+    wrong = rows.filter(F.col(column).isNull() | (F.col(column) != F.col("etiquette_dpe").isin("F", "G"))).count()
+    if wrong:
+        raise CheckFailed(f"{_number(wrong)} ligne(s) où « {column} » est vide ou faux : remplissez-la avec "
+                          f"« UPDATE {table} SET {column} = etiquette_dpe IN ('F', 'G') ».")
+    _passed(f"colonne « {column} » ajoutée sans réécrire la table, renseignée sur {_number(rows.count())} lignes.")
+
+
+def check_table_files(table_files: Any) -> None:
+    """Exercise 7: the keys of the table's objects in MinIO, listed with boto3."""
+    require(table_files, "table_files")
+    from dpe_pipeline import lakehouse
+    from dpe_pipeline.settings import get_settings
+
+    truth = {item.key for item in lakehouse.list_table_files(get_settings().lab_namespace, "logements")}
+    keys = {str(getattr(item, "key", item.get("Key") if isinstance(item, Mapping) else item)) for item in table_files}
+    if not keys & truth:
+        raise CheckFailed("aucune clé de `table_files` n'appartient à la table logements : listez le bucket avec "
+                          "`Prefix=` égal au chemin de la table (sans « s3://warehouse/ »).")
+    if keys != truth:
+        raise CheckFailed(f"{len(keys)} objet(s) listés, la table en compte {len(truth)} : un seul appel à "
+                          "`list_objects_v2` renvoie au plus 1 000 clés, utilisez un paginator.")
+    data = sum(1 for key in keys if "/data/" in key)
+    _passed(f"{len(keys)} objets dans MinIO : {data} fichiers Parquet de données, le reste en métadonnées.")
+
+
+def check_pyiceberg_read(pyiceberg_df: Any, spark: Any) -> None:
+    """Exercise 8: the same table read without Spark, through PyIceberg."""
+    require(pyiceberg_df, "pyiceberg_df")
+    import pandas as pd
+
+    if not isinstance(pyiceberg_df, pd.DataFrame):
+        raise CheckFailed("`pyiceberg_df` doit être un DataFrame pandas : terminez par `.to_pandas()`.")
+    expected = spark.table(_lab_table("logements")).count()
+    if len(pyiceberg_df) != expected:
+        raise CheckFailed(f"`pyiceberg_df` a {_number(len(pyiceberg_df))} lignes, Spark en lit {_number(expected)} : "
+                          "chargez la table « logements » de votre namespace, sans filtre.")
+    _passed(f"PyIceberg lit les mêmes {_number(expected)} lignes que Spark, sans cluster.")
+
+
+# --- lab 5: Trino / Superset --------------------------------------------------------------------
+
+
+def _trino_rows(sql: str) -> Any:
+    from dpe_pipeline.trino_queries import query
+
+    try:
+        return query(sql)
+    except Exception as error:  # noqa: BLE001 - the learner gets the reason in French
+        raise CheckFailed(
+            f"la vérification n'a pas pu interroger Trino ({type(error).__name__}: {str(error)[:200]}). "
+            "Démarrez-le avec « ./dpe up trino-worker » puis relancez la cellule."
+        ) from error
+
+
+def check_trino_nodes(nodes: Any) -> None:
+    """``nodes``: a DataFrame of ``system.runtime.nodes`` (node_id, coordinator, state)."""
+    require(nodes, "nodes")
+    missing = {"node_id", "coordinator", "state"} - set(getattr(nodes, "columns", []))
+    if missing:
+        raise CheckFailed(f"il manque les colonnes {sorted(missing)} : sélectionnez node_id, coordinator, state.")
+    truth = _trino_rows("SELECT node_id, coordinator FROM system.runtime.nodes WHERE state = 'active'")
+    if sorted(nodes["node_id"]) != sorted(truth["node_id"]):
+        raise CheckFailed(
+            f"vous avez {len(nodes)} nœud(s), Trino en compte {len(truth)} actifs : interrogez "
+            "system.runtime.nodes sans filtre."
+        )
+    if int(nodes["coordinator"].sum()) != 1:
+        raise CheckFailed("il doit y avoir exactement un coordinateur (coordinator = true).")
+    _passed(f"{len(nodes)} nœuds actifs : 1 coordinateur et {len(nodes) - 1} worker(s).")
+
+
+def check_federated_join(joined: Any, department: str, lake_schema: str, raw_schema: str = "raw") -> None:
+    """``joined``: one row per label with ``nb_bruts`` (PostgreSQL) and ``nb_dans_le_lac`` (Iceberg).
+
+    ``raw_schema`` is the PostgreSQL schema of the raw rows: ``raw`` for the demo pipeline,
+    the learner's namespace in the lab.
+    """
+    require(joined, "joined")
+    missing = {"etiquette_dpe", "nb_bruts", "nb_dans_le_lac"} - set(getattr(joined, "columns", []))
+    if missing:
+        raise CheckFailed(f"il manque les colonnes {sorted(missing)} dans le résultat de la jointure.")
+    raw_table = f"postgresql.{raw_schema}.dpe"
+    raw = _trino_rows(f"SELECT count(*) AS n FROM {raw_table} WHERE code_departement_ban = '{department}'")
+    expected = int(raw["n"].iloc[0])
+    if int(joined["nb_bruts"].sum()) != expected:
+        raise CheckFailed(
+            f"la jointure compte {int(joined['nb_bruts'].sum())} lignes brutes, PostgreSQL en a {expected} pour le "
+            f"département {department} : partez de {raw_table}, filtrez sur le département et faites une "
+            "jointure externe (LEFT JOIN) vers le lac."
+        )
+    if int(joined["nb_dans_le_lac"].sum()) == 0:
+        raise CheckFailed(
+            f"aucune ligne brute ne trouve sa ligne dans iceberg.{lake_schema}.logements : joignez sur numero_dpe."
+        )
+    _passed(
+        f"{_number(expected)} lignes brutes (PostgreSQL) dont {_number(int(joined['nb_dans_le_lac'].sum()))} "
+        "retrouvées dans le lac (Iceberg), en une seule requête Trino."
+    )
+
+
+def check_explain(plan: Any) -> None:
+    """``plan``: the text of ``EXPLAIN`` of the federated query."""
+    require(plan, "plan")
+    text = str(plan)
+    for catalog in ("postgresql", "iceberg"):
+        if catalog not in text:
+            raise CheckFailed(f"le plan ne lit pas le catalogue « {catalog} » : expliquez la requête fédérée entière.")
+    if "Join" not in text:
+        raise CheckFailed("le plan ne contient pas de jointure (Join) : utilisez EXPLAIN sur la requête fédérée.")
+    _passed("plan distribué : deux lectures (PostgreSQL et Iceberg), une jointure, des échanges entre étapes.")
+
+
+def check_bi_view(view: Any, learner_namespace: str) -> None:
+    """``view``: the qualified name (catalog.schema.view) of the learner's view for BI."""
+    require(view, "view")
+    parts = str(view).split(".")
+    if len(parts) != 3 or parts[1] != learner_namespace:
+        raise CheckFailed(
+            f"« {view} » n'est pas dans votre espace : nommez la vue iceberg.{learner_namespace}.<nom>."
+        )
+    catalog, schema, name = parts
+    kind = _trino_rows(
+        f"SELECT table_type FROM {catalog}.information_schema.tables "
+        f"WHERE table_schema = '{schema}' AND table_name = '{name}'"
+    )
+    if kind.empty or kind["table_type"].iloc[0] != "VIEW":
+        raise CheckFailed(f"{view} n'existe pas ou n'est pas une vue : exécutez votre CREATE VIEW.")
+    rows = _trino_rows(f"SELECT count(*) AS n FROM {view}")
+    if int(rows["n"].iloc[0]) == 0:
+        raise CheckFailed(f"la vue {view} ne renvoie aucune ligne : vérifiez son filtre.")
+    _passed(f"vue {view} : {_number(int(rows['n'].iloc[0]))} lignes, prête pour Superset.")
+
+
+def check_superset_session(api: Any) -> None:
+    """``api``: a ``requests.Session`` logged in on Superset (JWT) with its CSRF token."""
+    require(api, "api")
+    import requests
+
+    from dpe_pipeline.settings import get_settings
+
+    if not isinstance(api, requests.Session):
+        raise CheckFailed(f"`api` doit être une session `requests.Session()`, pas un {type(api).__name__}.")
+    if not str(api.headers.get("Authorization", "")).startswith("Bearer "):
+        raise CheckFailed("la session n'a pas d'en-tête « Authorization: Bearer <access_token> » : ajoutez le "
+                          "jeton renvoyé par POST /api/v1/security/login à `api.headers`.")
+    if not api.headers.get("X-CSRFToken"):
+        raise CheckFailed("la session n'a pas d'en-tête « X-CSRFToken » : lisez le jeton sur "
+                          "GET /api/v1/security/csrf_token/ (avec la même session) ; sans lui, tout POST est refusé.")
+    url = f"{get_settings().superset_url}/api/v1/me/"
+    try:
+        answer = api.get(url, timeout=30)
+    except requests.RequestException as error:
+        raise CheckFailed(f"Superset ne répond pas ({error}) : démarrez-le avec « ./dpe up superset ».") from error
+    if answer.status_code != 200:
+        raise CheckFailed(f"GET /api/v1/me/ répond {answer.status_code} : le jeton est refusé ; reconnectez-vous "
+                          "avec l'utilisateur et le mot de passe de Superset lus dans `settings`.")
+    _passed(f"connecté à l'API de Superset en tant que « {answer.json()['result']['username']} ».")
+
+
+def check_learner_dataset(dataset_id: Any, view: str) -> None:
+    """``dataset_id``: the Superset dataset over the learner's view (``catalog.schema.view``)."""
+    require(dataset_id, "dataset_id")
+    from dpe_pipeline.superset import ProvisioningError, SupersetClient
+
+    _, schema, name = str(view).split(".")
+    try:
+        dataset = SupersetClient.from_settings().request("GET", f"/api/v1/dataset/{int(dataset_id)}")["result"]
+    except (ProvisioningError, TypeError, ValueError) as error:
+        raise CheckFailed(f"aucun jeu de données n° {dataset_id!r} dans Superset ({str(error)[:150]}) : gardez "
+                          "l'`id` renvoyé par POST /api/v1/dataset/.") from error
+    if (dataset.get("schema"), dataset.get("table_name")) != (schema, name):
+        raise CheckFailed(f"le jeu de données {dataset_id} lit {dataset.get('schema')}.{dataset.get('table_name')}, "
+                          f"pas votre vue {schema}.{name} : donnez « schema » et « table_name » de la vue.")
+    if dataset.get("sql"):
+        raise CheckFailed("ce jeu de données est virtuel (SQL) : créez un jeu de données physique sur la vue, "
+                          "sans champ « sql » ; la vue porte déjà la logique.")
+    columns = [column["column_name"] for column in dataset.get("columns", [])]
+    _passed(f"jeu de données {dataset_id} sur la vue {schema}.{name} : {len(columns)} colonnes ({', '.join(columns)}).")
+
+
+def check_learner_chart(chart_id: Any, dashboard_id: Any, learner_id: str) -> None:
+    """The learner's chart (name holds their id) is on their dashboard and returns rows."""
+    require(chart_id, "chart_id")
+    require(dashboard_id, "dashboard_id")
+    from dpe_pipeline.superset import ProvisioningError, SupersetClient
+
+    try:
+        client = SupersetClient.from_settings()
+        chart = client.request("GET", f"/api/v1/chart/{int(chart_id)}")["result"]
+        dashboard = client.request("GET", f"/api/v1/dashboard/{int(dashboard_id)}")["result"]
+        on_dashboard = client.request("GET", f"/api/v1/dashboard/{int(dashboard_id)}/charts")["result"]
+        rows = client.chart_data(int(chart_id))
+    except ProvisioningError as error:
+        raise CheckFailed(f"Superset a refusé la demande ({error}) : vérifiez les identifiants.") from error
+    if learner_id not in chart["slice_name"] or learner_id not in dashboard["dashboard_title"]:
+        raise CheckFailed(f"le graphique et le tableau de bord doivent contenir votre identifiant « {learner_id} ».")
+    if int(chart_id) not in {item["id"] for item in on_dashboard}:
+        raise CheckFailed("le graphique n'est pas rattaché au tableau de bord : mettez à jour son champ dashboards.")
+    if not rows:
+        raise CheckFailed("le graphique ne renvoie aucune ligne : enregistrez un query_context qui lit votre vue.")
+    _passed(f"graphique « {chart['slice_name']} » : {len(rows)} lignes, sur « {dashboard['dashboard_title']} ».")

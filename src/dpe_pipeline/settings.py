@@ -77,9 +77,9 @@ class Settings(BaseSettings):
     ademe_dataset: str = Field("dpe03existant", alias="ADEME_DATASET")
     ademe_timeout_seconds: float = Field(30.0, alias="ADEME_TIMEOUT_SECONDS")
     ademe_max_retries: int = Field(6, alias="ADEME_MAX_RETRIES")
-    dpe_department: str = Field("69", alias="DPE_DEPARTMENT")
-    dpe_date_from: str = Field("2021-07-01", alias="DPE_DATE_FROM")
-    dpe_date_to: str = Field("2025-12-31", alias="DPE_DATE_TO")
+    dpe_department: str = Field("48", alias="DPE_DEPARTMENT")
+    dpe_date_from: str = Field("", alias="DPE_DATE_FROM")
+    dpe_date_to: str = Field("", alias="DPE_DATE_TO")
 
     replay_host: str = Field("127.0.0.1", alias="REPLAY_HOST")
     replay_port: int = Field(8765, alias="REPLAY_PORT")

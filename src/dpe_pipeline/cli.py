@@ -12,9 +12,21 @@ from dpe_pipeline.settings import ensure_env_file, project_dir
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    """Bring the stack up; with no service named, also run the main job once (idempotent)."""
     from dpe_pipeline import stack
 
-    return stack.up(args.services or None)
+    main_job = None
+    if not args.services and not args.no_pipeline:
+        from dpe_pipeline import pipeline
+
+        main_job = pipeline.run_main_job_if_needed
+    return stack.up(args.services or None, after_start=main_job)
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from dpe_pipeline import pipeline
+
+    return pipeline.main(["all"])
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -64,8 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     up = sub.add_parser("up", help="démarre la pile (tous les services, ou ceux nommés) et JupyterLab")
-    up.add_argument("services", nargs="*", help="services à démarrer (défaut : tous)")
+    up.add_argument("services", nargs="*", help="services à démarrer (défaut : tous, puis le pipeline principal)")
+    up.add_argument("--no-pipeline", action="store_true", help="ne pas lancer le pipeline principal après le démarrage")
     up.set_defaults(func=cmd_up)
+
+    pipe = sub.add_parser("pipeline", help="relance le pipeline principal de bout en bout (ADEME → tableau de bord)")
+    pipe.set_defaults(func=cmd_pipeline)
 
     sub.add_parser("down", help="arrête tout ce que la pile a démarré").set_defaults(func=cmd_down)
     sub.add_parser("status", help="état et santé de chaque service").set_defaults(func=cmd_status)

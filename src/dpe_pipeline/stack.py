@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -68,14 +68,22 @@ STATE_LABELS = {
 # --- public interface (./dpe, tests, notebooks) -------------------------------------------
 
 
-def up(services: list[str] | None = None) -> int:
-    """Start the named services (all if None) and their dependencies; print URLs and credentials."""
+def up(services: list[str] | None = None, after_start: Callable[[], int] | None = None) -> int:
+    """Start the named services (all if None) and their dependencies; print URLs and credentials.
+
+    ``after_start`` (the course's main job, for ``./dpe up``) runs once every service is
+    healthy, before the banner; its non-zero return code is returned.
+    """
     try:
         report = bring_up(services, announce=True)
     except StackError as error:
         print_error(str(error))
         return 1
+    job_code = after_start() if after_start is not None and not report.failures else 0
     print_banner(report)
+    if job_code:
+        print_error("Le pipeline principal a échoué : voir les messages ci-dessus, puis ./dpe pipeline pour relancer.")
+        return job_code
     for message in report.failures.values():
         print_error(message)
     if report.failures:

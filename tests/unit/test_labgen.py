@@ -198,6 +198,8 @@ def test_rendered_lab_is_valid_deterministic_and_stable_through_a_jupyter_save(t
 SOLUTIONS = sorted((project_dir() / "solutions").glob("[0-9][0-9]_*.ipynb"))
 # Lines too generic to betray a solution (closing brackets, bare keywords).
 TRIVIAL_LINE = re.compile(r"^[\s\)\]\}\(\[\{,:]*$|^(else|try|finally|pass|return|break|continue):?$")
+# Library idioms that given cells of the same lab use as well: they reveal no answer.
+IDIOMS = {"producer.flush()", "with connection.cursor() as cursor:", "reply.raise_for_status()"}
 
 
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda path: path.name)
@@ -210,7 +212,7 @@ def test_no_solution_line_survives_in_the_lab(solution):
         for cell in notebook["cells"]
         if cell["cell_type"] == "code"
         for line in solution_lines(labgen.cell_source(cell))
-        if line.strip() and not TRIVIAL_LINE.match(line.strip())
+        if line.strip() and not TRIVIAL_LINE.match(line.strip()) and line.strip() not in IDIOMS
     }
     assert secret, "a solution notebook should contain SOLUTION blocks"
     assert not secret & lab_lines

@@ -805,6 +805,287 @@ def check_secret_variables(secret_variables: Any) -> None:
     _passed(f"{len(expected)} secrets, tous lus dans .env, aucun écrit dans docker-compose.yml ni dans une image.")
 
 
+# --- lab 3: Kafka + PostgreSQL --------------------------------------------------------------
+# The truth is read from the live stack, never from the learner's variables: the broker's topic
+# descriptions and offsets, the group coordinator, the messages themselves, a count in PostgreSQL.
+
+KAFKA_DOWN_HINT = "Kafka ne répond pas ({error}) : démarrez-le avec « ./dpe up kafka », puis relancez la cellule."
+
+
+def _kafka_admin():
+    from dpe_pipeline import kafka_io
+
+    try:
+        return kafka_io.create_admin()
+    except Exception as error:  # noqa: BLE001 - NoBrokersAvailable and friends: the learner gets one sentence
+        raise CheckFailed(KAFKA_DOWN_HINT.format(error=error)) from error
+
+
+def _topic_partition_count(name: str) -> int | None:
+    """Partitions of a topic, or None when it does not exist."""
+    admin = _kafka_admin()
+    try:
+        if name not in set(admin.list_topics()):
+            return None
+        (description,) = admin.describe_topics([name])
+    finally:
+        admin.close()
+    return len(description["partitions"]) if description["error_code"] == 0 else None
+
+
+def _read_whole_topic(name: str, timeout: float = 30) -> list[Any]:
+    """Every message of a small topic, from the first retained offset to the end, without a group."""
+    import time
+
+    from kafka import KafkaConsumer, TopicPartition
+
+    from dpe_pipeline import kafka_io
+
+    reader = KafkaConsumer(bootstrap_servers=kafka_io.bootstrap_servers(), group_id=None, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(name, p) for p in sorted(reader.partitions_for_topic(name) or [])]
+        if not partitions:
+            return []
+        reader.assign(partitions)
+        reader.seek_to_beginning(*partitions)
+        end = reader.end_offsets(partitions)
+        messages: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while any(reader.position(tp) < end[tp] for tp in partitions) and time.monotonic() < deadline:
+            for batch in reader.poll(timeout_ms=500).values():
+                messages.extend(batch)
+        return messages
+    finally:
+        reader.close(autocommit=False)
+
+
+def _lab_settings():
+    from dpe_pipeline.settings import get_settings
+
+    return get_settings()
+
+
+def _coordinator_assignment(group: str) -> dict[str, list[int]]:
+    """Member → partitions of a consumer group, as its coordinator describes it now."""
+    admin = _kafka_admin()
+    try:
+        description = admin.describe_groups([group])[group]
+    finally:
+        admin.close()
+    assignment = {}
+    for member in description.get("members") or []:
+        owned = (member.get("member_assignment") or {}).get("assigned_partitions", [])
+        assignment[member["member_id"]] = sorted(p for item in owned for p in item["partitions"])
+    return assignment
+
+
+def check_lab_topics(raw_topic: Any, dlq_topic: Any) -> None:
+    """Exercise 1: the learner's two topics exist, with 3 and 1 partitions."""
+    from dpe_pipeline.kafka_io import DLQ_TOPIC_PARTITIONS, RAW_TOPIC_PARTITIONS
+
+    settings = _lab_settings()
+    if raw_topic != settings.lab_topic("dpe.raw") or dlq_topic != settings.lab_topic("dpe.dlq"):
+        raise CheckFailed(
+            f"vos topics s'appellent {settings.lab_topic('dpe.raw')} et {settings.lab_topic('dpe.dlq')} "
+            "(`settings.lab_topic(...)`) : n'écrivez jamais dans dpe.raw ni dans dpe.dlq, ceux du pipeline."
+        )
+    for name, expected in ((raw_topic, RAW_TOPIC_PARTITIONS), (dlq_topic, DLQ_TOPIC_PARTITIONS)):
+        partitions = _topic_partition_count(name)
+        if partitions is None:
+            raise CheckFailed(
+                f"le topic {name} n'existe pas : appelez `kafka_io.ensure_topics` avec un dict "
+                "{nom du topic: nombre de partitions} et `settings`, puis relancez cette vérification."
+            )
+        if partitions != expected:
+            raise CheckFailed(
+                f"{name} a {partitions} partition(s) au lieu de {expected} : on ne peut pas réduire le nombre de "
+                "partitions d'un topic ; relancez la cellule de mise en place (elle supprime vos topics), "
+                "puis créez-les avec le bon nombre."
+            )
+    _passed(f"{raw_topic} ({RAW_TOPIC_PARTITIONS} partitions) et {dlq_topic} ({DLQ_TOPIC_PARTITIONS}) existent.")
+
+
+def check_produced(delivered: Any, records: Any, raw_topic: str) -> None:
+    """Exercise 2: every record sent once to the learner's topic, keyed by ``numero_dpe``."""
+    require(delivered, "delivered")
+    if not all(hasattr(item, "partition") and hasattr(item, "offset") for item in delivered):
+        raise CheckFailed(
+            "`delivered` doit contenir les métadonnées renvoyées par `future.get(timeout=30)` "
+            "(objets avec `topic`, `partition`, `offset`), pas les futures eux-mêmes."
+        )
+    wrong_topics = sorted({item.topic for item in delivered} - {raw_topic})
+    if wrong_topics:
+        raise CheckFailed(f"des messages sont partis vers {', '.join(wrong_topics)} : envoyez-les dans `raw_topic`.")
+    if len(delivered) != len(records):
+        raise CheckFailed(
+            f"{_number(len(delivered))} accusés de réception pour {_number(len(records))} DPE : envoyez chaque "
+            "enregistrement de `records` et gardez le résultat de `future.get(...)` de chacun."
+        )
+    messages = _read_whole_topic(raw_topic)
+    wanted = Counter(str(record.get("numero_dpe")) for record in records)
+    keys = Counter(message.key.decode("utf-8", "replace") for message in messages if message.key is not None)
+    if not messages:
+        raise CheckFailed(f"{raw_topic} est vide : `producer.send(...)` n'écrit qu'un tampon, appelez `flush()`.")
+    sent = sum(keys[numero] for numero in wanted)  # messages carrying the key of a sent DPE
+    if sent == 0:
+        raise CheckFailed(
+            "aucun message du topic n'a pour clé un `numero_dpe` : passez `key=` à `producer.send`, avec la clé "
+            "renvoyée par `kafka_io.encode_dpe_record(record)` (le numéro du DPE en UTF-8)."
+        )
+    if sent > len(records):
+        raise CheckFailed(
+            f"{raw_topic} contient {_number(sent)} DPE pour {_number(len(records))} envoyés : la cellule a tourné "
+            "plusieurs fois. Relancez la cellule de mise en place (section 0), puis les exercices 1 et 2 une fois."
+        )
+    if sent < len(records):
+        raise CheckFailed(
+            f"seuls {_number(sent)} DPE sur {_number(len(records))} ont la bonne clé dans {raw_topic} : chaque "
+            "message a pour clé le `numero_dpe` de son DPE (`kafka_io.encode_dpe_record`)."
+        )
+    per_partition = Counter(message.partition for message in messages if message.key is not None)
+    shares = " / ".join(_number(per_partition[p]) for p in sorted(per_partition))
+    _passed(f"{_number(len(records))} DPE dans {raw_topic}, clé numero_dpe, répartis {shares} entre les partitions.")
+
+
+def check_postgres_rows(schema: Any, raw_topic: str, group_id: str) -> None:
+    """Exercise 3: the learner's consumer stored every valid DPE, dead-lettered the rest, committed its offsets."""
+    import psycopg2
+
+    from dpe_pipeline import kafka_io, postgres
+    from dpe_pipeline.validation import InvalidDpeMessage, validate_dpe_message
+
+    settings = _lab_settings()
+    if schema != settings.lab_namespace:
+        raise CheckFailed(f"écrivez dans votre schéma {settings.lab_namespace}, pas dans {schema!r}.")
+    valid, invalid = set(), 0
+    for message in _read_whole_topic(raw_topic):
+        try:
+            valid.add(validate_dpe_message(message.value)["numero_dpe"])
+        except InvalidDpeMessage:
+            invalid += 1
+    try:
+        with postgres.connect(settings) as connection:
+            stored = postgres.count_rows(connection, schema)
+        connection.close()
+    except psycopg2.errors.UndefinedTable as error:
+        raise CheckFailed(f"la table {schema}.dpe n'existe pas : exécutez la cellule qui appelle "
+                          "`postgres.ensure_raw_table(connection, lab_schema)`.") from error
+    except psycopg2.OperationalError as error:
+        raise CheckFailed(f"PostgreSQL ne répond pas ({error}) : « ./dpe up postgres ».") from error
+    if stored == 0:
+        raise CheckFailed(
+            f"la table {schema}.dpe est vide : dans `process_batch`, écrivez les lignes valides avec "
+            "`postgres.upsert_raw_dpe(cursor, rows, lab_schema)` puis validez la transaction (`connection.commit()`)."
+        )
+    if stored < len(valid):
+        raise CheckFailed(
+            f"{_number(stored)} DPE dans {schema}.dpe, mais {_number(len(valid))} DPE valides distincts dans "
+            f"{raw_topic} : chaque lot doit être écrit puis validé (`connection.commit()`) avant le suivant."
+        )
+    lag = kafka_io.consumer_lag(group_id, raw_topic).total
+    if lag:
+        raise CheckFailed(
+            f"les lignes sont dans PostgreSQL mais le groupe {group_id} a encore un lag de {_number(lag)} : après "
+            "`connection.commit()`, validez les offsets du lot avec `kafka_consumer.commit(next_offsets(batch))`."
+        )
+    letters = [m for m in _read_whole_topic(settings.lab_topic("dpe.dlq"))
+               if dict(m.headers or []).get("dlq.group", b"").decode("utf-8", "replace") == group_id]
+    if len(letters) < invalid:
+        raise CheckFailed(
+            f"{raw_topic} contient {invalid} message(s) invalide(s), {len(letters)} seulement dans la DLQ : envoyez "
+            "chaque lettre morte avec `kafka_io.send_dead_letter(...)`, puis `producer.flush()` avant d'écrire."
+        )
+    _passed(f"{_number(stored)} DPE dans {schema}.dpe (un par numero_dpe), {len(letters)} message(s) invalide(s) "
+            f"dans la DLQ, lag du groupe {group_id} : 0.")
+
+
+def check_consumer_lag(lag_by_partition: Any, group_id: str, raw_topic: str) -> None:
+    """Exercise 4: the learner's lag per partition equals what the admin API reports."""
+    require(lag_by_partition, "lag_by_partition")
+    from dpe_pipeline import kafka_io
+
+    _require_mapping(lag_by_partition, "lag_by_partition")
+    truth = kafka_io.consumer_lag(group_id, raw_topic)
+    expected = {partition.partition: partition.lag for partition in truth.partitions}
+    observed = {getattr(key, "partition", key): value for key, value in lag_by_partition.items()}
+    if set(observed) != set(expected):
+        raise CheckFailed(f"les clés de `lag_by_partition` sont les numéros de partition {sorted(expected)}, "
+                          f"pas {sorted(observed, key=str)}.")
+    if truth.total == 0:
+        raise CheckFailed("le lag du groupe est nul : exécutez d'abord la cellule qui renvoie 500 messages, "
+                          "puis recalculez le lag (sans relancer le consommateur entre les deux).")
+    wrong = [p for p in expected if observed[p] != expected[p]]
+    if wrong:
+        p = wrong[0]
+        raise CheckFailed(
+            f"partition {p} : lag calculé {observed[p]!r}, le coordinateur dit {expected[p]} — fin du journal "
+            "(`end_offsets`) moins offset validé par le groupe (`committed`), pas moins la position d'un autre lecteur."
+        )
+    _passed(f"lag de {group_id} : {expected}, soit {_number(truth.total)} messages à traiter.")
+
+
+def _history_steps(assignment_history: Any) -> list[dict[str, list[int]]]:
+    if not isinstance(assignment_history, (list, tuple)):
+        raise CheckFailed("`assignment_history` doit être une liste de couples (moment, répartition).")
+    steps = []
+    for item in assignment_history:
+        assignment = item[-1] if isinstance(item, (list, tuple)) else item
+        if not isinstance(assignment, Mapping):
+            raise CheckFailed("chaque élément de `assignment_history` est un couple (moment, répartition), la "
+                              "répartition étant le dict {membre: partitions} renvoyé par `wait_for_members`.")
+        steps.append({member: sorted(partitions) for member, partitions in assignment.items()})
+    return steps
+
+
+def check_rebalance(assignment_history: Any, group: str) -> None:
+    """Exercise 5: one member, then two sharing the partitions, then the survivor alone after a crash."""
+    require(assignment_history, "assignment_history")
+    steps = _history_steps(assignment_history)
+    if len(steps) < 3:
+        raise CheckFailed(f"`assignment_history` a {len(steps)} répartition(s), il en faut trois : un "
+                          "consommateur, deux consommateurs, puis après la panne du premier.")
+    everything = list(range(_topic_partition_count(_lab_settings().lab_topic("dpe.raw")) or 3))
+    one, two, after = steps[0], steps[1], steps[2]
+    if len(one) != 1 or next(iter(one.values())) != everything:
+        raise CheckFailed(f"au départ, un seul membre doit lire les partitions {everything} : {one}.")
+    owned = sorted(p for partitions in two.values() for p in partitions)
+    if len(two) != 2 or owned != everything:
+        raise CheckFailed(f"avec deux consommateurs, chaque partition a exactement un propriétaire : {two}. "
+                          "Attendez avec `wait_for_members(pool_group, 2)` avant de relever la répartition.")
+    if len(after) != 1 or next(iter(after.values())) != everything or not set(after) <= set(two):
+        raise CheckFailed(f"après la panne, le survivant doit avoir repris toutes les partitions : {after}. "
+                          "Tuez `first` avec `first.kill()`, puis `wait_for_members(pool_group, 1)`.")
+    now = _coordinator_assignment(group)
+    if now != after:
+        raise CheckFailed(f"le coordinateur décrit aujourd'hui {now or 'un groupe vide'}, pas {after} : "
+                          "relancez la cellule qui démarre le premier consommateur, puis l'exercice.")
+    _passed(f"deux rééquilibrages : 1 membre {everything} → 2 membres {sorted(two.values())} → "
+            f"le survivant reprend {everything}.")
+
+
+def check_dead_letters(dead_letters: Any, dlq_topic: str, my_bad_value: bytes) -> None:
+    """Exercise 6: the whole dead-letter topic read back, with its headers, including the learner's message."""
+    require(dead_letters, "dead_letters")
+    if not all(isinstance(letter, Mapping) for letter in dead_letters):
+        raise CheckFailed("chaque élément de `dead_letters` est le dict renvoyé par `kafka_io.read_dead_letter`.")
+    if not all("dlq.reason" in letter for letter in dead_letters):
+        raise CheckFailed("des lettres n'ont pas d'en-tête « dlq.reason » : lisez-vous bien `dlq_topic`, et "
+                          "décodez-vous chaque message avec `kafka_io.read_dead_letter` ?")
+    truth = _read_whole_topic(dlq_topic)
+    if len(dead_letters) != len(truth):
+        raise CheckFailed(
+            f"{len(dead_letters)} lettre(s) lue(s), {dlq_topic} en contient {len(truth)} : lisez depuis le début "
+            "(`auto_offset_reset=\"earliest\"`), sans groupe (`group_id=None`), avec `consumer_timeout_ms=5000`."
+        )
+    mine = [letter for letter in dead_letters if letter.get("value") == my_bad_value]
+    if not mine:
+        raise CheckFailed("votre message invalide n'est pas (encore) dans la DLQ : le consommateur survivant "
+                          "tourne-t-il encore ? Attendez quelques secondes, puis relisez la DLQ.")
+    reasons = {letter["dlq.reason"] for letter in dead_letters}
+    _passed(f"{len(dead_letters)} lettres mortes lues, {len(reasons)} raison(s) distincte(s) ; la vôtre : "
+            f"« {mine[0]['dlq.reason']} ».")
+
+
 # --- lab 4: Spark, Iceberg, MinIO ----------------------------------------------------------
 # The truth of these checks is read independently of the learner's code: the Spark master's
 # /json/ endpoint, a count in PostgreSQL, the Iceberg catalog through PyIceberg, boto3.
@@ -1044,6 +1325,28 @@ def check_federated_join(joined: Any, department: str, lake_schema: str, raw_sch
         raise CheckFailed(
             f"aucune ligne brute ne trouve sa ligne dans iceberg.{lake_schema}.logements : joignez sur numero_dpe."
         )
+    # The truth per label, written as a semi-join rather than the learner's outer join
+    truth = _trino_rows(
+        f"SELECT etiquette_dpe, count(*) AS nb_bruts, count_if(numero_dpe IN "
+        f"(SELECT numero_dpe FROM iceberg.{lake_schema}.logements)) AS nb_dans_le_lac "
+        f"FROM {raw_table} WHERE code_departement_ban = '{department}' GROUP BY etiquette_dpe"
+    )
+    expected_by_label = {
+        str(row.etiquette_dpe): (int(row.nb_bruts), int(row.nb_dans_le_lac)) for row in truth.itertuples()
+    }
+    observed_by_label = {
+        str(row.etiquette_dpe): (int(row.nb_bruts), int(row.nb_dans_le_lac)) for row in joined.itertuples()
+    }
+    wrong = sorted(label for label in expected_by_label if observed_by_label.get(label) != expected_by_label[label])
+    if wrong:
+        label = wrong[0]
+        raise CheckFailed(
+            f"étiquette {label} : vous trouvez (nb_bruts, nb_dans_le_lac) = {observed_by_label.get(label)}, "
+            f"la bonne réponse est {expected_by_label[label]} : groupez par l'étiquette de la ligne brute "
+            "et comptez count(l.numero_dpe) pour les lignes du lac."
+        )
+    if list(joined["etiquette_dpe"]) != sorted(joined["etiquette_dpe"]):
+        raise CheckFailed("triez le résultat par étiquette : ORDER BY r.etiquette_dpe.")
     _passed(
         f"{_number(expected)} lignes brutes (PostgreSQL) dont {_number(int(joined['nb_dans_le_lac'].sum()))} "
         "retrouvées dans le lac (Iceberg), en une seule requête Trino."
@@ -1142,12 +1445,270 @@ def check_learner_chart(chart_id: Any, dashboard_id: Any, learner_id: str) -> No
         dashboard = client.request("GET", f"/api/v1/dashboard/{int(dashboard_id)}")["result"]
         on_dashboard = client.request("GET", f"/api/v1/dashboard/{int(dashboard_id)}/charts")["result"]
         rows = client.chart_data(int(chart_id))
-    except ProvisioningError as error:
-        raise CheckFailed(f"Superset a refusé la demande ({error}) : vérifiez les identifiants.") from error
+    except (ProvisioningError, TypeError, ValueError) as error:
+        raise CheckFailed(
+            f"Superset a refusé la demande ({str(error)[:200]}) : `chart_id` et `dashboard_id` doivent être les "
+            "`id` renvoyés par vos POST (ou trouvés par `find_id`), et le query_context du graphique doit être valide."
+        ) from error
     if learner_id not in chart["slice_name"] or learner_id not in dashboard["dashboard_title"]:
         raise CheckFailed(f"le graphique et le tableau de bord doivent contenir votre identifiant « {learner_id} ».")
+    source = str(chart.get("datasource_name_text") or "")
+    if not source.startswith(f"lab_{learner_id}."):
+        raise CheckFailed(f"le graphique lit « {source} » : donnez-lui le jeu de données de votre vue "
+                          f"(datasource_id), dans le schéma lab_{learner_id}.")
     if int(chart_id) not in {item["id"] for item in on_dashboard}:
         raise CheckFailed("le graphique n'est pas rattaché au tableau de bord : mettez à jour son champ dashboards.")
     if not rows:
         raise CheckFailed("le graphique ne renvoie aucune ligne : enregistrez un query_context qui lit votre vue.")
+    if "etiquette_dpe" not in rows[0]:
+        raise CheckFailed(f"les lignes du graphique ont les colonnes {sorted(rows[0])} : groupez par etiquette_dpe "
+                          "(« columns » du query_context, « x_axis » des params).")
     _passed(f"graphique « {chart['slice_name']} » : {len(rows)} lignes, sur « {dashboard['dashboard_title']} ».")
+
+
+# --- lab 6: Airflow (bonus) ----------------------------------------------------------------------
+
+LAB6_TASKS = ("count_labels", "summarize", "publish")
+LAB6_DAG_WAIT_SECONDS = 120
+
+
+def _airflow():
+    from dpe_pipeline.airflow_api import AirflowClient
+
+    return AirflowClient.from_settings()
+
+
+def _airflow_call(call, *args: Any, **kwargs: Any) -> Any:
+    """An Airflow API call whose refusal becomes a French hint."""
+    from dpe_pipeline.airflow_api import AirflowError
+
+    try:
+        return call(*args, **kwargs)
+    except AirflowError as error:
+        raise CheckFailed(str(error)) from error
+    except OSError as error:
+        raise CheckFailed(f"Airflow ne répond pas ({error}) : démarrez-le avec « ./dpe up airflow ».") from error
+
+
+def lab_dag_id(learner_id: str) -> str:
+    """The id of a learner's DAG in lab 6."""
+    return f"lab_{learner_id}_dpe"
+
+
+def check_airflow_token(token: Any) -> None:
+    """The learner's JWT opens the REST API (``GET /api/v2/dags``)."""
+    require(token, "token")
+    import requests
+
+    from dpe_pipeline.settings import get_settings
+
+    session = requests.Session()
+    session.trust_env = False
+    reply = session.get(f"{get_settings().airflow_url}/api/v2/dags", params={"limit": 1},
+                        headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    if reply.status_code == 401:
+        raise CheckFailed("Airflow refuse ce jeton (401) : gardez le champ « access_token » de la réponse de "
+                          "POST /auth/token, sans le préfixe « Bearer ».")
+    if not reply.ok:
+        raise CheckFailed(f"GET /api/v2/dags avec ce jeton répond {reply.status_code} : {reply.text[:200]}")
+    _passed(f"jeton accepté : l'API voit {reply.json()['total_entries']} DAG.")
+
+
+def _topological_order(tasks: list[dict]) -> list[str]:
+    downstream = {task["task_id"]: sorted(task["downstream_task_ids"]) for task in tasks}
+    upstream_count = Counter(child for children in downstream.values() for child in children)
+    ready = sorted(task_id for task_id in downstream if not upstream_count[task_id])
+    order = []
+    while ready:
+        task_id = ready.pop(0)
+        order.append(task_id)
+        for child in downstream[task_id]:
+            upstream_count[child] -= 1
+            if not upstream_count[child]:
+                ready.append(child)
+    return order
+
+
+def check_main_dag_tasks(main_task_ids: Any, dag_id: str = "dpe_pipeline") -> None:
+    """The main DAG's tasks, in the order their dependencies impose (it is a chain)."""
+    require(main_task_ids, "main_task_ids")
+    expected = _topological_order(_airflow_call(_airflow().tasks, dag_id))
+    observed = list(main_task_ids)
+    if sorted(observed) != sorted(expected):
+        missing, extra = sorted(set(expected) - set(observed)), sorted(set(observed) - set(expected))
+        raise CheckFailed(f"les tâches ne sont pas celles du DAG {dag_id} (manquantes : {missing}, en trop : "
+                          f"{extra}) : lisez le champ « task_id » de chaque élément de « tasks ».")
+    if observed != expected:
+        raise CheckFailed("les tâches y sont, mais pas dans l'ordre d'exécution : partez de la tâche sans "
+                          "amont et suivez « downstream_task_ids ».")
+    _passed(f"{len(observed)} tâches, de {observed[0]} à {observed[-1]}.")
+
+
+def check_interval_to_dates(interval_to_dates: Any) -> None:
+    """The learner's function turns a data interval [start, end) into inclusive reception dates."""
+    require(interval_to_dates, "interval_to_dates")
+    import datetime as dt
+
+    utc = dt.UTC
+    cases = [
+        ((dt.datetime(2024, 3, 1, tzinfo=utc), dt.datetime(2024, 3, 2, tzinfo=utc)), ("2024-03-01", "2024-03-01")),
+        ((dt.datetime(2024, 2, 26, tzinfo=utc), dt.datetime(2024, 3, 4, tzinfo=utc)), ("2024-02-26", "2024-03-03")),
+        ((dt.datetime(2023, 12, 1, tzinfo=utc), dt.datetime(2024, 1, 1, tzinfo=utc)), ("2023-12-01", "2023-12-31")),
+    ]
+    for (start, end), expected in cases:
+        try:
+            observed = tuple(interval_to_dates(start, end))
+        except Exception as error:  # noqa: BLE001 - any error of the learner's function becomes a hint
+            raise CheckFailed(f"interval_to_dates({start:%Y-%m-%d}, {end:%Y-%m-%d}) lève {error!r}.") from error
+        if observed != expected:
+            raise CheckFailed(
+                f"pour l'intervalle [{start:%Y-%m-%d}, {end:%Y-%m-%d}), on attend {expected} et non {observed} : "
+                "la fin d'un intervalle est exclue, alors que date_to est incluse (la veille de la fin), "
+                "au format AAAA-MM-JJ."
+            )
+    _passed("intervalles quotidien, hebdomadaire et mensuel convertis en dates de réception incluses.")
+
+
+def _lab_import_errors(dag_path: Path) -> list[dict]:
+    return [error for error in _airflow_call(_airflow().import_errors)
+            if Path(str(error.get("filename", ""))).name == dag_path.name]
+
+
+def check_lab_dag(dag_path: Any, learner_id: str) -> None:
+    """The learner's DAG file is parsed by Airflow: its id, its three tasks, daily, no catchup, retries."""
+    require(dag_path, "dag_path")
+    import time
+
+    path = Path(dag_path)
+    if not path.exists():
+        raise CheckFailed(f"{_display_path(path)} n'existe pas : exécutez la cellule %%writefile qui l'écrit.")
+    try:
+        compile(path.read_text(encoding="utf-8"), str(path), "exec")
+    except SyntaxError as error:
+        raise CheckFailed(f"{path.name}, ligne {error.lineno} : erreur de syntaxe ({error.msg}).") from error
+    client, dag_id = _airflow(), lab_dag_id(learner_id)
+    deadline = time.monotonic() + LAB6_DAG_WAIT_SECONDS
+    modified = path.stat().st_mtime
+    while True:
+        errors = _lab_import_errors(path)
+        stale = [error for error in errors if _timestamp(error.get("timestamp")) < modified]
+        if errors and not stale:
+            last_line = str(errors[0].get("stack_trace", "")).strip().splitlines()[-1:]
+            raise CheckFailed(f"Airflow n'a pas pu importer {path.name} : {' '.join(last_line)} — corrigez la "
+                              "cellule À FAIRE du DAG, réécrivez le fichier et relancez cette vérification.")
+        details = _try_dag_details(client, dag_id)
+        if details and _timestamp(details.get("last_parsed_time")) >= modified and not errors:
+            break
+        if time.monotonic() > deadline:
+            raise CheckFailed(f"le DAG {dag_id} n'apparaît pas dans Airflow après {LAB6_DAG_WAIT_SECONDS} s : "
+                              f"vérifiez que dag_id vaut « {dag_id} » et que le service airflow-dag-processor "
+                              "tourne (./dpe status).")
+        time.sleep(3)
+    tasks = _airflow_call(client.tasks, dag_id)
+    task_ids = sorted(task["task_id"] for task in tasks)
+    if task_ids != sorted(LAB6_TASKS):
+        raise CheckFailed(f"le DAG a les tâches {task_ids}, on attend {sorted(LAB6_TASKS)}.")
+    if _topological_order(tasks) != list(LAB6_TASKS):
+        raise CheckFailed("les tâches ne sont pas enchaînées count_labels → summarize → publish : passez le "
+                          "résultat de chaque tâche à la suivante.")
+    if details.get("catchup"):
+        raise CheckFailed("catchup est activé : à la réactivation, Airflow lancerait un run par jour depuis 2024 ; "
+                          "mettez catchup=False.")
+    interval = _timestamp(details.get("next_dagrun_data_interval_end")) - _timestamp(
+        details.get("next_dagrun_data_interval_start"))
+    if details.get("timetable_summary") != "0 0 * * *" or interval != 86400:
+        raise CheckFailed(f"planning « {details.get('timetable_summary')} », intervalle de {interval / 3600:.0f} h : "
+                          "on attend un run par jour sur un intervalle d'un jour, "
+                          "CronDataIntervalTimetable(\"@daily\", timezone=\"UTC\").")
+    if any((task.get("retries") or 0) < 2 for task in tasks):
+        raise CheckFailed("chaque tâche doit avoir au moins deux nouvelles tentatives : "
+                          "default_args={\"retries\": 2, …}.")
+    _passed(f"DAG {dag_id} lu par Airflow : {' → '.join(LAB6_TASKS)}, quotidien, sans rattrapage, 2 reprises.")
+
+
+def _timestamp(value: Any) -> float:
+    import datetime as dt
+
+    if not value:
+        return 0.0
+    return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
+def _try_dag_details(client, dag_id: str) -> dict | None:
+    from dpe_pipeline.airflow_api import AirflowError
+
+    try:
+        return client.request("GET", f"/dags/{dag_id}/details")
+    except AirflowError:
+        return None
+
+
+def _label_counts(department: str) -> dict[str, int]:
+    return {label: _client().count(department=department, qs=f'etiquette_dpe:"{label}"') for label in LABELS}
+
+
+def check_lab_run(run_id: Any, learner_id: str, department: str) -> None:
+    """The learner's manual run succeeded, ``publish`` needed its retry, its XCom matches ADEME."""
+    require(run_id, "run_id")
+    client, dag_id = _airflow(), lab_dag_id(learner_id)
+    run = _airflow_call(client.run, dag_id, str(run_id))
+    if run["state"] != "success":
+        raise CheckFailed(f"le run {run_id} est « {run['state']} » : attendez qu'il se termine (boucle sur "
+                          "GET …/dagRuns/<run_id>) ; en échec, lisez le journal de la tâche dans l'interface.")
+    if run.get("run_type") != "manual" or (run.get("conf") or {}).get("department") != department:
+        raise CheckFailed(f"déclenchez le run vous-même (POST …/dagRuns) avec conf={{\"department\": "
+                          f"\"{department}\"}}.")
+    instances = {ti["task_id"]: ti for ti in _airflow_call(client.task_instances, dag_id, str(run_id))}
+    if instances["publish"].get("try_number") != 2:
+        raise CheckFailed("publish devrait avoir réussi à son 2e essai (le 1er échoue exprès) : gardez "
+                          "la panne simulée et les retries.")
+    summary = _airflow_call(client.xcom, dag_id, str(run_id), "publish")
+    counts = _label_counts(department)
+    expected_total, expected_fg = sum(counts.values()), counts["F"] + counts["G"]
+    if (summary.get("total"), summary.get("passoires")) != (expected_total, expected_fg):
+        raise CheckFailed(f"le XCom de publish annonce {summary.get('total')} DPE dont {summary.get('passoires')} "
+                          f"F ou G ; l'API en compte {expected_total} dont {expected_fg} : revoyez count_labels.")
+    _passed(f"run {run_id} réussi ; publish réussi au 2e essai ; {_number(expected_total)} DPE dont "
+            f"{_number(expected_fg)} passoires ({summary.get('part_passoires_pct')} %).")
+
+
+def check_task_table(task_table: Any, run_id: Any, learner_id: str) -> None:
+    """One row per task instance of the run: task_id, state, try_number, as the API says."""
+    require(task_table, "task_table")
+    require(run_id, "run_id")
+    instances = _airflow_call(_airflow().task_instances, lab_dag_id(learner_id), str(run_id))
+    expected = sorted((ti["task_id"], ti["state"], ti["try_number"]) for ti in instances)
+    try:
+        observed = sorted(zip(task_table["task_id"], task_table["state"], task_table["try_number"], strict=True))
+    except (KeyError, TypeError) as error:
+        raise CheckFailed("task_table doit être un DataFrame avec les colonnes task_id, state et "
+                          "try_number.") from error
+    observed = [(str(task), str(state), int(tries)) for task, state, tries in observed]
+    if observed != expected:
+        raise CheckFailed(f"task_table ne reflète pas les instances du run {run_id} : {observed} au lieu de "
+                          f"{expected}.")
+    _passed(f"{len(observed)} instances de tâches, toutes lues depuis l'API.")
+
+
+def check_backfill(backfill_intervals: Any, learner_id: str, first_day: str, last_day: str) -> None:
+    """A backfill ran one successful run per day, each with the one-day interval its XCom reports."""
+    require(backfill_intervals, "backfill_intervals")
+    import datetime as dt
+
+    client, dag_id = _airflow(), lab_dag_id(learner_id)
+    runs = _airflow_call(client.request, "GET", f"/dags/{dag_id}/dagRuns",
+                         params={"run_type": "backfill", "limit": 100})["dag_runs"]
+    start, end = dt.date.fromisoformat(first_day), dt.date.fromisoformat(last_day)
+    days = [(start + dt.timedelta(days=offset)).isoformat() for offset in range((end - start).days + 1)]
+    by_day = {str(run["logical_date"])[:10]: run for run in runs}
+    missing = [day for day in days if by_day.get(day, {}).get("state") != "success"]
+    if missing:
+        raise CheckFailed(f"pas de run de backfill réussi pour {missing} : POST /api/v2/backfills avec "
+                          f"from_date={first_day} et to_date={last_day}, puis attendez la fin.")
+    expected = {day: [f"{day}T00:00:00+00:00", f"{dt.date.fromisoformat(day) + dt.timedelta(days=1)}T00:00:00+00:00"]
+                for day in days}
+    observed = {str(day)[:10]: list(interval) for day, interval in dict(backfill_intervals).items()}
+    if observed != expected:
+        raise CheckFailed(f"backfill_intervals vaut {observed} ; on attend, pour chaque jour, l'intervalle lu dans "
+                          "le XCom de publish : [minuit du jour, minuit du lendemain).")
+    _passed(f"backfill : {len(days)} runs réussis, un par jour, chacun sur son intervalle d'un jour.")

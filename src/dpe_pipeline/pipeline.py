@@ -14,6 +14,8 @@ calls in a row; ``python -m dpe_pipeline.pipeline STEP`` runs one from a shell::
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import logging
 import sys
 import time
@@ -103,7 +105,8 @@ def run_spark(settings: Settings | None = None, namespace: str = "dpe"):
     finally:
         spark.stop()
     _say(
-        f"Spark : {report.raw_rows} lignes brutes, {report.valid_rows} valides, {report.rejected_rows} en quarantaine ; "
+        f"Spark : {report.raw_rows} lignes brutes, {report.valid_rows} valides, "
+        f"{report.rejected_rows} en quarantaine ; "
         f"{report.inserted} insérées et {report.updated} mises à jour dans lake.{namespace}.logements"
     )
     return report
@@ -195,13 +198,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dpe_pipeline.pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("step", choices=["ingest", "wait-lag", "spark", "quality", "dashboard", "all"])
-    parser.add_argument("--department", default=settings.dpe_department)
-    parser.add_argument("--date-from", default=settings.dpe_date_from or None)
-    parser.add_argument("--date-to", default=settings.dpe_date_to or None)
+    # An empty value is how the Airflow DAG says "not set": the .env department, no date bound
+    parser.add_argument("--department", default=settings.dpe_department,
+                        help="department code (empty: DPE_DEPARTMENT from .env)")
+    parser.add_argument("--date-from", default=settings.dpe_date_from or None,
+                        help="YYYY-MM-DD, inclusive (empty: no bound)")
+    parser.add_argument("--date-to", default=settings.dpe_date_to or None,
+                        help="YYYY-MM-DD, inclusive (empty: no bound)")
     parser.add_argument("--max-records", type=int, default=None)
+    parser.add_argument("--json-result", action="store_true",
+                        help="print the step's result as one JSON line at the end (Airflow's XCom of a Bash task)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    scope = Scope(args.department, args.date_from, args.date_to, args.max_records)
+    scope = Scope(args.department or settings.dpe_department, args.date_from or None, args.date_to or None,
+                  args.max_records)
     steps = {
         "ingest": lambda: ingest(scope, settings),
         "wait-lag": lambda: wait_for_consumers(settings),
@@ -211,11 +221,20 @@ def main(argv: list[str] | None = None) -> int:
         "all": lambda: run_all(scope, settings),
     }
     try:
-        steps[args.step]()
+        result = steps[args.step]()
     except PipelineError as error:
         print(f"Échec : {error}", file=sys.stderr)
         return 1
+    if args.json_result:
+        print(json.dumps(result_as_json(result), default=str), flush=True)
     return 0
+
+
+def result_as_json(result: object) -> object:
+    """A step's result as plain JSON values (the Spark report is a dataclass)."""
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        return dataclasses.asdict(result)
+    return result
 
 
 if __name__ == "__main__":

@@ -70,6 +70,15 @@ def metadata_url(settings: Settings) -> str:
     return f"postgresql+psycopg2://{user}:{password}@{address}/{AIRFLOW_DATABASE}"
 
 
+def jwt_secret(settings: Settings) -> str:
+    """The tokens' signing key, derived from ``AIRFLOW_SECRET_KEY``: 64 bytes, as HS512 asks (RFC 7518 §3.2).
+
+    The 24-character ``.env`` secret used directly makes PyJWT warn (InsecureKeyLengthWarning)
+    at every token.
+    """
+    return hashlib.sha512(f"airflow-jwt:{settings.airflow_secret_key}".encode()).hexdigest()
+
+
 def environment(ctx: StackContext) -> dict[str, str]:
     """Airflow's configuration (``AIRFLOW__SECTION__KEY``) plus what the tasks need to run our code."""
     s = ctx.settings
@@ -88,12 +97,14 @@ def environment(ctx: StackContext) -> dict[str, str]:
         "AIRFLOW__API__PORT": str(s.airflow_port),
         "AIRFLOW__API__BASE_URL": s.airflow_url,
         "AIRFLOW__API__SECRET_KEY": s.airflow_secret_key,
-        "AIRFLOW__API_AUTH__JWT_SECRET": s.airflow_secret_key,
-        # A new DAG file shows up within 30 s (default 5 min)
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret(s),
+        # A new DAG file (a learner's, in lab 6) shows up within 15 s (default 5 min)
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "15",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(ctx.paths.log_dir / "airflow"),
     }
-    tasks = ctx.python_environment(DPE_CORE_PYTHON=sys.executable)
+    # The learners' DAGs (lab 6) read ADEME from Airflow's own environment, with requests
+    lines_url = f"{s.ademe_base_url}/datasets/{s.ademe_dataset}/lines"
+    tasks = ctx.python_environment(DPE_CORE_PYTHON=sys.executable, DPE_ADEME_LINES_URL=lines_url)
     # The venv's bin first: Airflow starts `airflow` subprocesses; a task's `python` is Airflow's
     path = os.pathsep.join([str(venv_dir(ctx) / "bin"), "/usr/local/bin", "/usr/bin", "/bin"])
     return {**tasks, **airflow, "PATH": path}
@@ -102,6 +113,10 @@ def environment(ctx: StackContext) -> dict[str, str]:
 def program_command(ctx: StackContext, program: str) -> tuple[str, ...]:
     """``airflow api-server`` / ``scheduler`` / ``dag-processor`` from the venv."""
     command = [str(venv_dir(ctx) / "bin" / "airflow"), program]
+    if program == "scheduler":
+        # Its log server would listen on every interface (port 8793) for remote workers; here the
+        # tasks run on this machine and the API server reads their logs from the same folder
+        command.append("--skip-serve-logs")
     if program == "api-server":
         s = ctx.settings
         command += ["--host", s.airflow_host, "--port", str(s.airflow_port), "--workers", "1"]

@@ -96,7 +96,7 @@ def test_versions_match_the_native_run(services):
     superset_pin = re.search(r"^apache-superset==(\S+)$", (ROOT / "requirements" / "superset.in").read_text(), re.M)
     assert services["superset"]["image"].endswith(":" + superset_pin.group(1))
     airflow_pin = re.search(r"^apache-airflow==(\S+)$", (ROOT / "requirements" / "airflow.in").read_text(), re.M)
-    assert services["airflow-scheduler"]["image"] == f"apache/airflow:{airflow_pin.group(1)}"
+    assert services["airflow-scheduler"]["image"] == f"dpe-course/airflow:{airflow_pin.group(1)}"
 
 
 def test_every_long_running_service_has_a_health_check(services):

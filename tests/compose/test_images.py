@@ -21,9 +21,19 @@ def requirement_pins(path) -> dict[str, str]:
     return pins
 
 
-def dockerfile_requirements(dockerfile) -> list[str]:
-    """The repository files a Dockerfile copies in before ``pip install -r``."""
-    text = dockerfile.read_text(encoding="utf-8")
+def dockerfile_stages(dockerfile) -> dict[str, str]:
+    """The text of each build stage, by name (``FROM image AS name``; unnamed stages by index)."""
+    parts = re.split(r"^(?=FROM )", dockerfile.read_text(encoding="utf-8"), flags=re.M)[1:]
+    stages = {}
+    for index, part in enumerate(parts):
+        name = re.match(r"FROM \S+(?: AS (\S+))?", part)
+        stages[name.group(1) or str(index)] = part
+    return stages
+
+
+def dockerfile_requirements(dockerfile, stage: str | None = None) -> list[str]:
+    """The repository files a Dockerfile (or one of its stages) copies in before ``pip install -r``."""
+    text = dockerfile_stages(dockerfile)[stage] if stage else dockerfile.read_text(encoding="utf-8")
     copied = dict((target, source) for source, target in re.findall(r"^COPY (requirements/\S+) (\S+)$", text, re.M))
     installed = re.findall(r"pip install [^\n]*-r (\S+)", text)
     assert installed, f"{dockerfile} installs no requirements file"
@@ -31,9 +41,24 @@ def dockerfile_requirements(dockerfile) -> list[str]:
 
 
 def test_the_python_image_installs_the_native_lock():
-    assert dockerfile_requirements(PYTHON_DOCKERFILE) == ["requirements/core.txt"]
+    assert dockerfile_requirements(PYTHON_DOCKERFILE, "runtime") == ["requirements/core.txt"]
     # ./dpe builds the native environment from the very same file
     assert "requirements/core.txt" in (ROOT / "dpe").read_text(encoding="utf-8")
+
+
+def test_the_airflow_image_is_the_python_image_plus_the_airflow_lock(services):
+    stages = dockerfile_stages(PYTHON_DOCKERFILE)
+    assert stages["airflow"].startswith("FROM runtime AS airflow")
+    assert dockerfile_requirements(PYTHON_DOCKERFILE, "airflow") == ["requirements/airflow.txt"]
+    # natively, Airflow gets its own venv from the same lock and runs the tasks with the core Python
+    native = (ROOT / "src" / "dpe_pipeline" / "native" / "airflow.py").read_text(encoding="utf-8")
+    assert 'LOCK_FILE = "requirements/airflow.txt"' in native
+    assert "DPE_CORE_PYTHON=/usr/local/bin/python" in stages["airflow"]
+    for name, service in services.items():
+        if name.startswith("airflow"):
+            assert service["build"]["target"] == "airflow", name
+        elif service.get("image", "").startswith("dpe-course/python:"):
+            assert service["build"]["target"] == "runtime", name
 
 
 def test_the_superset_image_installs_the_superset_lock():
@@ -43,7 +68,10 @@ def test_the_superset_image_installs_the_superset_lock():
 def test_base_images_are_pinned_and_match_the_supported_python():
     requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
     for dockerfile in (PYTHON_DOCKERFILE, SUPERSET_DOCKERFILE):
+        stages = dockerfile_stages(dockerfile)
         for image in re.findall(r"^FROM (\S+)", dockerfile.read_text(encoding="utf-8"), re.M):
+            if image in stages:  # an earlier stage of the same file
+                continue
             assert re.search(r":\d+\.\d+\.\d+", image), f"{dockerfile.name}: {image} is not pinned to a release"
             if image.startswith("python:"):
                 assert image.startswith("python:3.11.") and ">=3.11" in requires

@@ -29,6 +29,17 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     return pipeline.main(["all"])
 
 
+def cmd_reset(args: argparse.Namespace) -> int:
+    from dpe_pipeline import stack
+
+    if not args.yes:
+        answer = input("Effacer toutes les données de la pile (bases, topics, lac, journaux) ? [o/N] ")
+        if answer.strip().lower() not in ("o", "oui", "y", "yes"):
+            print("Rien n'a été effacé.")
+            return 1
+    return stack.reset(new_env=args.new_env)
+
+
 def cmd_down(args: argparse.Namespace) -> int:
     from dpe_pipeline import stack
 
@@ -84,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.set_defaults(func=cmd_pipeline)
 
     sub.add_parser("down", help="arrête tout ce que la pile a démarré").set_defaults(func=cmd_down)
+    reset = sub.add_parser("reset", help="arrête la pile et efface ses données (entre deux groupes d'étudiants)")
+    reset.add_argument("--yes", action="store_true", help="ne pas demander de confirmation")
+    reset.add_argument("--new-env", action="store_true", help="recrée aussi .env avec de nouveaux secrets")
+    reset.set_defaults(func=cmd_reset)
     sub.add_parser("status", help="état et santé de chaque service").set_defaults(func=cmd_status)
 
     logs = sub.add_parser("logs", help="journal d'un service")

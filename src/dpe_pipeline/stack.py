@@ -16,6 +16,7 @@ import errno
 import fcntl
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -196,6 +197,35 @@ def down() -> int:
         )
         return 1
     print("Pile arrêtée." if was_running else "La pile n'est pas démarrée : rien à arrêter.")
+    return 0
+
+
+def reset(new_env: bool = False) -> int:
+    """Stop everything, then delete the stack's state (databases, topics, lake, logs); caches stay.
+
+    With ``new_env``, ``.env`` is recreated from ``.env.example`` with new secrets.
+    """
+    from dpe_pipeline.native import postgres as postgres_native
+    from dpe_pipeline.settings import ensure_env_file, project_dir
+
+    code = down()
+    if code:
+        return code
+    ctx = load_context()
+    layout = postgres_native.find_layout(ctx)
+    targets = [ctx.paths.state_dir]
+    if not layout.root.is_relative_to(ctx.paths.state_dir):
+        targets.append(layout.root.parent)
+    for target in targets:
+        if target.exists():
+            shutil.rmtree(target)
+            print(f"Supprimé : {target}")
+    if new_env:
+        env_file = project_dir() / ".env"
+        env_file.unlink(missing_ok=True)
+        ensure_env_file()
+        print(f"Nouveau {env_file} : nouveaux mots de passe et jetons.")
+    print("Pile remise à zéro : ./dpe up repart des données embarquées (les téléchargements restent en cache).")
     return 0
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from dpe_pipeline.native import postgres as postgres_native
 from dpe_pipeline.native.registry import StackContext, StackError
 from dpe_pipeline.settings import Settings
 
@@ -195,34 +196,8 @@ def write_passwords_file(ctx: StackContext) -> None:
 
 
 def create_metadata_database(settings: Settings) -> None:
-    """Database ``airflow`` owned by the ``.env`` user, through PostgreSQL's admin database."""
-    import psycopg2
-    from psycopg2 import sql
-
-    try:
-        connection = psycopg2.connect(
-            host=settings.postgres_host,
-            port=settings.postgres_port,
-            dbname="postgres",
-            user=settings.postgres_user,
-            password=settings.postgres_password,
-            connect_timeout=5,
-        )
-    except psycopg2.Error as error:
-        raise StackError(f"Connexion à PostgreSQL impossible pour créer la base d'Airflow : {error}") from error
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("select 1 from pg_database where datname = %s", (AIRFLOW_DATABASE,))
-            if not cursor.fetchone():
-                logger.info("creating database %s", AIRFLOW_DATABASE)
-                cursor.execute(
-                    sql.SQL("create database {} owner {}").format(
-                        sql.Identifier(AIRFLOW_DATABASE), sql.Identifier(settings.postgres_user)
-                    )
-                )
-    finally:
-        connection.close()
+    """Database ``airflow`` owned by the ``.env`` user."""
+    postgres_native.create_databases(settings, (AIRFLOW_DATABASE,), purpose="la base d'Airflow")
 
 
 def migrate_metadata(ctx: StackContext) -> None:

@@ -193,8 +193,12 @@ def _give_to_server_user(layout: PostgresLayout, path: Path) -> None:
         os.chown(path, account.pw_uid, account.pw_gid)
 
 
-def create_databases(settings: Settings) -> None:
-    """The raw store (``POSTGRES_DB``) and the Iceberg catalog database, owned by the user."""
+def create_databases(settings: Settings, databases: tuple[str, ...] | None = None, purpose: str = "les bases") -> None:
+    """Databases owned by the ``.env`` user, created through PostgreSQL's admin database if missing.
+
+    By default the raw store (``POSTGRES_DB``) and the Iceberg catalog database; Superset and
+    Airflow name their metadata database (``purpose`` says whose, in the French error).
+    """
     import psycopg2
     from psycopg2 import sql
 
@@ -208,11 +212,11 @@ def create_databases(settings: Settings) -> None:
             connect_timeout=5,
         )
     except psycopg2.Error as error:
-        raise StackError(f"Connexion à PostgreSQL impossible pour créer les bases : {error}".strip()) from error
+        raise StackError(f"Connexion à PostgreSQL impossible pour créer {purpose} : {error}".strip()) from error
     connection.autocommit = True
     try:
         with connection.cursor() as cursor:
-            for database in (settings.postgres_db, ICEBERG_DATABASE):
+            for database in databases or (settings.postgres_db, ICEBERG_DATABASE):
                 cursor.execute("select 1 from pg_database where datname = %s", (database,))
                 if cursor.fetchone():
                     continue
@@ -223,7 +227,7 @@ def create_databases(settings: Settings) -> None:
                     )
                 )
     except psycopg2.Error as error:
-        raise StackError(f"Création des bases PostgreSQL impossible : {error}".strip()) from error
+        raise StackError(f"Création de {purpose} impossible : {error}".strip()) from error
     finally:
         connection.close()
 

@@ -126,9 +126,6 @@ def replay(ctx: StackContext) -> Service:
     )
 
 
-# --- module 4: object store and Spark cluster ------------------------------------------
-
-
 # --- module 3: the ingestion API and the consumers ----------------------------------------
 
 
@@ -162,6 +159,9 @@ def consumer(ctx: StackContext) -> Service:
         instances=ctx.settings.consumer_instances,
         stop_timeout=30,
     )
+
+
+# --- module 4: object store and Spark cluster ------------------------------------------
 
 
 @register("minio")

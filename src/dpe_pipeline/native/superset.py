@@ -21,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from dpe_pipeline.native import postgres as postgres_native
 from dpe_pipeline.native.registry import StackContext, StackError
 from dpe_pipeline.settings import Settings
 
@@ -113,34 +114,8 @@ def install_environment(ctx: StackContext) -> None:
 
 
 def create_metadata_database(settings: Settings) -> None:
-    """Database ``superset`` owned by the ``.env`` user, through PostgreSQL's admin database."""
-    import psycopg2
-    from psycopg2 import sql
-
-    try:
-        connection = psycopg2.connect(
-            host=settings.postgres_host,
-            port=settings.postgres_port,
-            dbname="postgres",
-            user=settings.postgres_user,
-            password=settings.postgres_password,
-            connect_timeout=5,
-        )
-    except psycopg2.Error as error:
-        raise StackError(f"Connexion à PostgreSQL impossible pour créer la base de Superset : {error}") from error
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("select 1 from pg_database where datname = %s", (SUPERSET_DATABASE,))
-            if not cursor.fetchone():
-                logger.info("creating database %s", SUPERSET_DATABASE)
-                cursor.execute(
-                    sql.SQL("create database {} owner {}").format(
-                        sql.Identifier(SUPERSET_DATABASE), sql.Identifier(settings.postgres_user)
-                    )
-                )
-    finally:
-        connection.close()
+    """Database ``superset`` owned by the ``.env`` user."""
+    postgres_native.create_databases(settings, (SUPERSET_DATABASE,), purpose="la base de Superset")
 
 
 def marker_text(ctx: StackContext) -> str:

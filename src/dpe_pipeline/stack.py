@@ -452,10 +452,18 @@ def print_banner(report: UpReport) -> None:
     if not report.ready:
         return
     print("\nLa pile est prête :")
-    for name in report.ready:
+    # In the order of the course's modules (the registry's), not the order they became healthy
+    ready = [name for name in report.services if name in report.ready]
+    headless = []
+    for name in ready:
         service = report.services[name]
-        for line in service.banner or (f"{service.title} : {service.url or 'démarré'}",):
+        if not service.banner and not service.url:
+            headless.append(service.title)
+            continue
+        for line in service.banner or (f"{service.title} : {service.url}",):
             print(f"  {line}")
+    if headless:
+        print(f"  Aussi démarrés (sans interface) : {', '.join(headless)}")
     print("\nÉtat : ./dpe status · journaux : ./dpe logs <service> · arrêt : ./dpe down")
 
 

@@ -91,6 +91,25 @@ def require(value: Any, name: str) -> None:
         )
 
 
+def ready(*values: Any, exercise: int | str) -> bool:
+    """Whether a given cell can show the result of an exercise: no value is a lab placeholder.
+
+    ``False`` counts as not ready too, so that a cell can also test a side effect of the
+    exercise (``ready(topic_exists, exercise=1)``). When something is missing, print one
+    French line (no error, no traceback) asking to finish the exercise, and return False::
+
+        if checks.ready(delivered, exercise=2):
+            ...  # the cell's body, which reads `delivered`
+    """
+    if all(value is not False and not _is_placeholder(value) for value in values):
+        return True
+    print(
+        f"⏳ Cette cellule montre le résultat de l'exercice {exercise} : "
+        "complétez-le, exécutez-le, puis relancez cette cellule."
+    )
+    return False
+
+
 def year_range(year: int | str) -> tuple[str, str]:
     """The first and last day of a year, as the API's date filter wants them."""
     year = int(year)

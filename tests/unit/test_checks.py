@@ -93,6 +93,19 @@ def test_failure_renders_only_the_hint_in_jupyter():
     assert "Vérification échouée" in line and "faites ceci." in line
 
 
+@pytest.mark.parametrize("placeholder", [*PLACEHOLDERS, False], ids=repr)
+def test_a_display_cell_waits_for_its_exercise_without_an_error(placeholder, capsys):
+    assert checks.ready({"total": 1}, placeholder, exercise=2) is False
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith("⏳") and "l'exercice 2 : complétez-le" in line
+
+
+@pytest.mark.parametrize("values", [(), ({"total": 1},), (0, True, "48", make_frame(), lambda: None)], ids=repr)
+def test_a_display_cell_runs_once_its_exercise_is_done(values, capsys):
+    assert checks.ready(*values, exercise="3") is True
+    assert capsys.readouterr().out == ""
+
+
 # --- lab 1 --------------------------------------------------------------------------
 
 

@@ -7,11 +7,14 @@ without it: PyIceberg plans the scan and reads the Parquet files into Arrow (tim
 reads the Parquet files from MinIO at every query. The SQL is :data:`trino_queries.DASHBOARD_QUERIES`
 with the ``iceberg.<schema>.`` prefix removed for DuckDB.
 
-    .venv/bin/python benchmarks/dashboard_queries/bench_dashboard_queries.py --namespace dpe
+    .venv/bin/python benchmarks/dashboard_queries/bench_dashboard_queries.py --rows 1000000  # synthetic 1M
+    .venv/bin/python benchmarks/dashboard_queries/bench_dashboard_queries.py --namespace dpe  # the main job's
     .venv/bin/python benchmarks/dashboard_queries/bench_dashboard_queries.py --sample   # bundled sample
 
-For the 1 000 000-row figure, write the enlarged data into the lake first (generator of
-module 4, ``dpe_pipeline.synthetic``, then the Spark job) and pass its namespace.
+``--rows N`` writes N synthetic rows (the real sample enlarged with its real distributions by
+``dpe_pipeline.synthetic``, as in module 4's benchmark; every ``numero_dpe`` starts with
+``SYN``) into the namespace ``bench_synthetique`` with PyIceberg, newest version per
+``numero_dpe``, and its aggregate table, then measures.
 Results: ``benchmarks/results/dashboard_queries-<UTC time>.json``.
 """
 
@@ -19,12 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dpe_pipeline import lake_sample, trino_queries
+from dpe_pipeline import lake_sample, synthetic, trino_queries
 from dpe_pipeline.settings import get_settings
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -56,6 +60,16 @@ def time_trino(sql: str, settings, runs: int) -> list[float]:
     return timings
 
 
+def write_synthetic_lake(namespace: str, rows: int, settings) -> None:
+    """``rows`` synthetic DPE (newest version per number) and their aggregate, as the dashboard reads them."""
+    raw = synthetic.enlarge(lake_sample.read_bundled(), rows)
+    reference = raw["date_reception_dpe"].fillna(raw["date_etablissement_dpe"])
+    raw = raw.assign(_reference=reference).sort_values("_reference").drop_duplicates("numero_dpe", keep="last")
+    logements = lake_sample.logements_frame(raw.drop(columns="_reference"))
+    lake_sample.write_iceberg(settings, namespace, "logements", logements)
+    lake_sample.write_iceberg(settings, namespace, "stats_commune_mois", lake_sample.stats_frame(logements))
+
+
 def load_duckdb(namespace: str, settings):
     import duckdb
 
@@ -81,16 +95,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--namespace", default="bench_module5", help="Iceberg namespace to read")
     parser.add_argument("--sample", action="store_true", help="(re)write the bundled sample into --namespace first")
+    parser.add_argument("--rows", type=int, help="(re)write this many synthetic rows into bench_synthetique first")
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
     settings = get_settings()
     if args.sample:
         lake_sample.build_sample_lake(args.namespace, settings=settings)
+    elif args.rows:
+        args.namespace = "bench_synthetique"
+        write_synthetic_lake(args.namespace, args.rows, settings)
     rows = trino_queries.query(f"SELECT count(*) AS n FROM iceberg.{args.namespace}.logements", settings)
     duck, load_seconds = load_duckdb(args.namespace, settings)
     report = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "namespace": args.namespace,
+        "synthetic": bool(args.rows),
+        "load_average_1min": round(os.getloadavg()[0], 2),
         "rows_logements": int(rows["n"].iloc[0]),
         "duckdb_load_via_pyiceberg_s": round(load_seconds, 2),
         "queries": {},

@@ -33,7 +33,9 @@ def cmd_reset(args: argparse.Namespace) -> int:
     from dpe_pipeline import stack
 
     if not args.yes:
-        answer = input("Effacer toutes les données de la pile (bases, topics, lac, journaux) ? [o/N] ")
+        answer = input(
+            "Effacer toutes les données de la pile (bases, topics, lac, journaux, fichiers et DAG des TP) ? [o/N] "
+        )
         if answer.strip().lower() not in ("o", "oui", "y", "yes"):
             print("Rien n'a été effacé.")
             return 1
@@ -67,7 +69,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 def cmd_labs(args: argparse.Namespace) -> int:
     from dpe_pipeline import labgen
 
-    return labgen.main(["--check"] if args.check else [])
+    return labgen.main(["--check"] * args.check + ["--force"] * args.force)
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
@@ -80,6 +82,12 @@ def cmd_slides(args: argparse.Namespace) -> int:
     from dpe_pipeline import slides
 
     return slides.main()
+
+
+def quiet_client_libraries() -> None:
+    """kafka-python logs every connection and py4j every Java call at INFO: only their warnings."""
+    for name in ("kafka", "py4j"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("status", help="état et santé de chaque service").set_defaults(func=cmd_status)
 
     logs = sub.add_parser("logs", help="journal d'un service")
-    logs.add_argument("service")
+    logs.add_argument("service", nargs="?", help="nom du service (sans nom : la liste des services)")
     logs.add_argument("-f", "--follow", action="store_true")
     logs.set_defaults(func=cmd_logs)
 
@@ -110,8 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="arguments passés à pytest")
     test.set_defaults(func=cmd_test)
 
-    labs = sub.add_parser("labs", help="régénère labs/ depuis solutions/")
+    labs = sub.add_parser("labs", help="(enseignant) régénère labs/ depuis solutions/")
     labs.add_argument("--check", action="store_true", help="échoue si labs/ n'est pas à jour")
+    labs.add_argument("--force", action="store_true", help="écrase aussi les labs déjà exécutés par un étudiant")
     labs.set_defaults(func=cmd_labs)
 
     slides = sub.add_parser("slides", help="exporte les notebooks de cours en diapositives HTML hors ligne (slides/)")
@@ -125,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("DPE_LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s: %(message)s")
+    quiet_client_libraries()
     ensure_env_file()
     args = build_parser().parse_args(argv)
     return args.func(args)

@@ -313,21 +313,37 @@ def orphan_labs(plan: list[LabFile], labs_dir: Path) -> list[Path]:
     return [path for path in sorted(labs_dir.glob("[0-9][0-9]_*.ipynb")) if path.name not in planned]
 
 
-def write_labs(plan: list[LabFile], labs_dir: Path) -> list[Path]:
-    """Write the labs whose bytes changed; return them."""
+def has_learner_work(lab: Path) -> bool:
+    """Whether a lab on disk was run by a learner: generated labs never hold outputs or execution counts."""
+    if not lab.is_file():
+        return False
+    try:
+        cells = json.loads(lab.read_text(encoding="utf-8")).get("cells", [])
+    except ValueError:
+        return True  # not a notebook we wrote: do not guess, keep it
+    return any(cell.get("outputs") or cell.get("execution_count") for cell in cells if cell.get("cell_type") == "code")
+
+
+def write_labs(plan: list[LabFile], labs_dir: Path, force: bool = False) -> tuple[list[Path], list[Path]]:
+    """Write the labs whose bytes changed; return them, and the labs kept because a learner worked in them."""
     labs_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, kept = [], []
     for item in plan:
         if item.lab.is_file() and item.lab.read_text(encoding="utf-8") == item.content:
             continue
+        if not force and has_learner_work(item.lab):
+            kept.append(item.lab)
+            continue
         item.lab.write_text(item.content, encoding="utf-8", newline="\n")
         written.append(item.lab)
-    return written
+    return written, kept
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labgen", description="Génère labs/ depuis solutions/.")
     parser.add_argument("--check", action="store_true", help="n'écrit rien ; code 1 si labs/ n'est pas à jour")
+    parser.add_argument("--force", action="store_true",
+                        help="écrase aussi les labs déjà exécutés (le travail de l'étudiant est perdu)")
     parser.add_argument("--solutions", type=Path, default=None, help="dossier des solutions (défaut : solutions/)")
     parser.add_argument("--labs", type=Path, default=None, help="dossier des labs (défaut : labs/)")
     return parser
@@ -357,11 +373,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"labs/ à jour ({len(plan)} lab(s)).")
         return 1 if stale or orphans else 0
 
-    written = write_labs(plan, labs_dir)
+    written, kept = write_labs(plan, labs_dir, force=args.force)
     for path in written:
         print(f"écrit : {path}")
+    for path in kept:
+        print(f"conservé : {path}  (il contient le travail d'un étudiant : sauvegardez-le ailleurs, "
+              "puis « ./dpe labs --force » pour l'écraser)", file=sys.stderr)
     print(f"{len(plan)} lab(s) générés, {len(written)} modifié(s).")
-    return 0
+    return 1 if kept else 0
 
 
 def _resolve_dirs(solutions_dir: Path | None, labs_dir: Path | None) -> tuple[Path, Path]:

@@ -65,7 +65,8 @@ def ingest(scope: Scope, settings: Settings | None = None, timeout: float = 900)
     if response.status_code >= 400:
         raise PipelineError(f"L'API d'ingestion a refusé la demande ({response.status_code}) : {response.text}")
     job = response.json()
-    _say(f"ingestion {job['id']} lancée : département {scope.department}, {scope.date_from} → {scope.date_to}")
+    dates = f"{scope.date_from or '…'} → {scope.date_to or '…'}" if scope.date_from or scope.date_to else "toutes dates"
+    _say(f"ingestion {job['id']} lancée : département {scope.department}, {dates}")
     deadline = time.monotonic() + timeout
     while job["status"] in ("pending", "running"):
         if time.monotonic() > deadline:
@@ -210,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="print the step's result as one JSON line at the end (Airflow's XCom of a Bash task)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("kafka", "py4j"):  # one line per connection / per Java call at INFO
+        logging.getLogger(name).setLevel(logging.WARNING)
     scope = Scope(args.department or settings.dpe_department, args.date_from or None, args.date_to or None,
                   args.max_records)
     steps = {

@@ -148,10 +148,14 @@ def status() -> int:
     return 1 if unhealthy else 0
 
 
-def logs(service: str, follow: bool = False) -> int:
+def logs(service: str | None, follow: bool = False) -> int:
     """Print the end of a service's log (``supervisord`` for the supervisor's own), or follow it."""
     ctx = load_context()
     services = build_services(ctx)
+    if not service:
+        print("Services : " + ", ".join([*services, "supervisord"]))
+        print("Exemple : ./dpe logs kafka   (ajoutez -f pour suivre le journal)")
+        return 2
     if service == "supervisord":
         files = [ctx.paths.log_file("supervisord")]
     else:
@@ -201,7 +205,8 @@ def down() -> int:
 
 
 def reset(new_env: bool = False) -> int:
-    """Stop everything, then delete the stack's state (databases, topics, lake, logs); caches stay.
+    """Stop everything, then delete the stack's state (databases, topics, lake, logs) and what the labs
+    wrote in the project (``data/raw/lab_*``, ``dags/lab_*.py``); caches stay.
 
     With ``new_env``, ``.env`` is recreated from ``.env.example`` with new secrets.
     """
@@ -216,10 +221,17 @@ def reset(new_env: bool = False) -> int:
     targets = [ctx.paths.state_dir]
     if not layout.root.is_relative_to(ctx.paths.state_dir):
         targets.append(layout.root.parent)
+    # What the labs wrote outside the state folder: each learner's raw files and Airflow DAG
+    project = project_dir()
+    targets += sorted((project / "data" / "raw").glob("lab_*")) + sorted((project / "dags").glob("lab_*.py"))
     for target in targets:
-        if target.exists():
+        if target.is_dir():
             shutil.rmtree(target)
-            print(f"Supprimé : {target}")
+        elif target.exists():
+            target.unlink()
+        else:
+            continue
+        print(f"Supprimé : {target}")
     if new_env:
         env_file = project_dir() / ".env"
         env_file.unlink(missing_ok=True)

@@ -258,6 +258,29 @@ def test_check_mode_detects_missing_stale_and_orphan_labs(tmp_path, capsys):
     assert "orphelin" in capsys.readouterr().out
 
 
+def test_a_lab_a_learner_ran_is_kept_unless_forced(tmp_path, capsys):
+    solutions, labs = tmp_path / "solutions", tmp_path / "labs"
+    dirs = ["--solutions", str(solutions), "--labs", str(labs)]
+    write_notebook(solutions / "01_demo.ipynb", make_notebook(make_cell("code", "x = 1", "c")))
+    assert labgen.main(dirs) == 0
+    lab = labs / "01_demo.ipynb"
+    worked = json.loads(lab.read_text(encoding="utf-8"))
+    worked["cells"][0]["source"] = "x = 41 + 1"
+    worked["cells"][0]["execution_count"] = 3
+    worked["cells"][0]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "42\n"}]
+    lab.write_text(json.dumps(worked), encoding="utf-8")
+    write_notebook(solutions / "01_demo.ipynb", make_notebook(make_cell("code", "y = 2", "c")))
+    capsys.readouterr()
+
+    assert labgen.main(dirs) == 1
+    err = capsys.readouterr().err
+    assert "conservé" in err and "--force" in err
+    assert "41 + 1" in lab.read_text(encoding="utf-8")
+
+    assert labgen.main([*dirs, "--force"]) == 0
+    assert "y = 2" in lab.read_text(encoding="utf-8")
+
+
 def test_a_marker_error_writes_nothing(tmp_path, capsys):
     solutions, labs = tmp_path / "solutions", tmp_path / "labs"
     write_notebook(solutions / "01_ok.ipynb", make_notebook(make_cell("code", "x = 1", "c")))

@@ -163,7 +163,7 @@ def run_superset(ctx: StackContext, *args: str) -> str:
 
 
 def provision_if_ready(settings: Settings) -> None:
-    """Provision the dashboard when the demo's Iceberg tables exist; else say when it will be."""
+    """Provision the dashboard when the demo's Iceberg tables exist (else the main job will)."""
     from dpe_pipeline import superset as superset_provisioning
 
     try:
@@ -172,11 +172,8 @@ def provision_if_ready(settings: Settings) -> None:
         logger.info("dashboard not provisioned yet, Trino not reachable: %s", error)
         return
     if not ready:
-        print(
-            "  (tableau de bord Superset : les tables Iceberg dpe.logements et dpe.stats_commune_mois n'existent "
-            "pas encore ; il sera créé après le job Spark, ou par « python -m dpe_pipeline.superset provision »)",
-            flush=True,
-        )
+        # The main job (./dpe up, ./dpe pipeline) provisions it after the Spark job
+        logger.debug("dashboard not provisioned yet: the lake tables do not exist")
         return
     try:
         result = superset_provisioning.provision_dashboard(settings)

@@ -139,7 +139,7 @@ class AdemeClient:
         except requests.exceptions.Timeout as error:
             raise AdemeUnavailableError(f"L'API ADEME n'a pas répondu en {self.timeout} s ({url}).") from error
         if response.status_code == 400:
-            logger.info("ADEME refused %s: %s", response.url, response.text)
+            logger.warning("ADEME refused %s: %s", response.url, response.text)
             raise AdemeQueryError(response.text.strip(), response.url)
         if response.status_code in RETRY_STATUSES:
             raise AdemeUnavailableError(

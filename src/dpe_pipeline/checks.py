@@ -110,6 +110,84 @@ def ready(*values: Any, exercise: int | str) -> bool:
     return False
 
 
+# --- are the services up? -------------------------------------------------------------
+
+#: What each service is called in the labs' error messages, and the ``./dpe up`` argument that starts it.
+SERVICE_LABELS = {
+    "ademe": ("le rejeu de l'API ADEME", "replay"),
+    "postgres": ("PostgreSQL", "postgres"),
+    "kafka": ("Kafka", "kafka"),
+    "api": ("l'API d'ingestion", "api"),
+    "minio": ("MinIO", "minio"),
+    "spark": ("le maître Spark", "spark-worker"),
+    "trino": ("Trino", "trino-worker"),
+    "superset": ("Superset", "superset"),
+    "airflow": ("Airflow", "airflow"),
+}
+
+
+class ServiceUnreachable(CheckFailed):
+    """A service a lab needs does not answer on its port: the stack (or that service) is down."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[1;31m❌ Service injoignable\x1b[0m : {self.hint}"]
+
+
+def _host_port(url: str, default_port: int) -> tuple[str, int]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url if "//" in url else f"//{url}")
+    return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+def service_address(name: str, settings: Any = None) -> tuple[str, int] | None:
+    """The (host, port) where ``name`` listens, from the settings; None when nothing local is needed."""
+    if settings is None:
+        from dpe_pipeline.settings import get_settings
+
+        settings = get_settings()
+    if name == "ademe":
+        return None if settings.ademe_mode == "live" else (settings.replay_host, settings.replay_port)
+    if name == "kafka":
+        return _host_port(settings.kafka_bootstrap_servers.split(",")[0].strip(), 9092)
+    if name == "minio":
+        return _host_port(settings.s3_endpoint, 9000)
+    if name == "spark":
+        return _host_port(settings.spark_master.replace("spark://", "//"), settings.spark_master_port) \
+            if settings.spark_master.startswith("spark://") else None
+    if name in SERVICE_LABELS:
+        return getattr(settings, f"{name}_host"), int(getattr(settings, f"{name}_port"))
+    raise ValueError(f"unknown service {name!r}; known: {sorted(SERVICE_LABELS)}")
+
+
+def require_services(*names: str, settings: Any = None, timeout: float = 2.0) -> None:
+    """Fail fast, in French, when a service a lab needs does not accept TCP connections.
+
+    Call it at the top of a lab's setup cell (``checks.require_services("kafka", "postgres")``):
+    without it a stopped stack shows up minutes later as a raw ConnectionError or timeout.
+    """
+    import socket
+
+    down = []
+    for name in names:
+        address = service_address(name, settings)
+        if address is None:
+            continue
+        try:
+            with socket.create_connection(address, timeout=timeout):
+                pass
+        except OSError:
+            down.append((name, address))
+    if down:
+        listed = ", ".join(f"{SERVICE_LABELS[name][0]} ({host}:{port})" for name, (host, port) in down)
+        services = " ".join(SERVICE_LABELS[name][1] for name, _ in down)
+        verb = "ne répond pas" if len(down) == 1 else "ne répondent pas"
+        raise ServiceUnreachable(
+            f"{listed} {verb}. Lancez ./dpe up (ou docker compose up -d), ou seulement "
+            f"« ./dpe up {services} », attendez la fin du démarrage puis relancez cette cellule."
+        )
+
+
 def year_range(year: int | str) -> tuple[str, str]:
     """The first and last day of a year, as the API's date filter wants them."""
     year = int(year)
@@ -248,10 +326,45 @@ def check_window_error(response: Any) -> None:
     _passed(f"erreur 400 obtenue, message de l'API : « {response.text.strip()} »")
 
 
-def check_filtered_page(page: Any, department: str, year: int | str, select: list[str]) -> None:
-    """Exercise 3: one page filtered with ``qs`` on a department and a reception year, with ``select``."""
+_NOT_GIVEN = object()  # an argument left out, as opposed to a learner's None
+
+
+def _check_qs(qs: Any, department: str, year: int | str) -> None:
+    """The filter itself, not only its result: in the replay every Rhône DPE is from 2023."""
+    require(qs, "qs")
+    if not isinstance(qs, str):
+        raise CheckFailed(f"`qs` doit être une chaîne de caractères (le filtre Lucene), pas un {type(qs).__name__}.")
+    expected = f"code_departement_ban:{department} AND date_reception_dpe:[{year}-01-01 TO {year}-12-31]"
+    compact = re.sub(r"\s+", " ", qs)
+    if not re.search(rf"code_departement_ban\s*:\s*\(?\s*\"?{re.escape(str(department))}\b", compact):
+        raise CheckFailed(f"`qs` ne filtre pas le département {department} : écrivez par exemple « {expected} ».")
+    date_clause = re.search(r"date_reception_dpe\s*:\s*[\[{](.*?)[\]}]", compact)
+    if not date_clause:
+        raise CheckFailed(
+            "`qs` ne filtre pas l'année de réception : ajoutez « AND date_reception_dpe:[… TO …] ». Dans le rejeu, "
+            f"le résultat est le même sans elle, mais pas sur l'API en ligne. Exemple : « {expected} »."
+        )
+    bounds = re.split(r"\s+TO\s+", date_clause.group(1).strip())
+    if len(bounds) != 2 or not all(bound.strip('"').startswith(str(year)) for bound in bounds):
+        raise CheckFailed(
+            f"la plage de dates de `qs` ([{date_clause.group(1)}]) ne couvre pas exactement l'année {year} : "
+            f"écrivez date_reception_dpe:[{year}-01-01 TO {year}-12-31], avec la variable `year`."
+        )
+    if not re.search(r"\bAND\b", compact) and "&&" not in compact:
+        raise CheckFailed(f"reliez les deux conditions de `qs` par AND : « {expected} ».")
+
+
+def check_filtered_page(
+    page: Any, department: str, year: int | str, select: list[str], qs: Any = _NOT_GIVEN
+) -> None:
+    """Exercise 3: one page filtered with ``qs`` on a department and a reception year, with ``select``.
+
+    When ``qs`` is given, the filter string itself must hold both conditions.
+    """
     _require_dict_page(page, "page_filtered")
     require(select, "SELECT")
+    if qs is not _NOT_GIVEN:
+        _check_qs(qs, department, year)
     expected = _scope_total(department, year)
     total = page["total"]
     if not same_total(total, expected):
@@ -569,10 +682,10 @@ def _expand(text: str, values: Mapping[str, str]) -> str:
     return COMPOSE_VARIABLE.sub(lambda match: values.get(match.group(1), match.group(0)), str(text))
 
 
-def _require_mapping(value: Any, name: str) -> None:
+def _require_mapping(value: Any, name: str, shape: str = "service → valeur") -> None:
     require(value, name)
     if not isinstance(value, Mapping):
-        raise CheckFailed(f"`{name}` doit être un dictionnaire (service → valeur), pas un {type(value).__name__}.")
+        raise CheckFailed(f"`{name}` doit être un dictionnaire ({shape}), pas un {type(value).__name__}.")
 
 
 def _compare_keys(observed: Mapping, expected: Mapping, name: str) -> None:
@@ -617,6 +730,28 @@ def _dockerfile_instructions(text: str) -> list[tuple[str, str]]:
         instruction, _, arguments = line.partition(" ")
         pairs.append((instruction.upper(), arguments.strip()))
     return pairs
+
+
+def _listens_everywhere(command: list, steps: list[tuple[str, str]]) -> bool:
+    """Whether the API is told to listen on 0.0.0.0: ``--host 0.0.0.0``, ``--host=0.0.0.0`` or ``ENV API_HOST``."""
+    words = [str(word) for word in command]
+    for index, word in enumerate(words):
+        if word == "--host" and index + 1 < len(words):
+            return words[index + 1] == "0.0.0.0"
+        if word.startswith("--host="):
+            return word.partition("=")[2] == "0.0.0.0"
+    host = None
+    for instruction, arguments in steps:
+        if instruction != "ENV":
+            continue
+        legacy = re.fullmatch(r"API_HOST\s+(\S+)", arguments)  # ENV KEY value
+        pairs = re.findall(r"(\w+)=(\"[^\"]*\"|'[^']*'|\S+)", arguments)
+        if legacy:
+            host = legacy.group(1)
+        for key, value in pairs:
+            if key == "API_HOST":
+                host = value
+    return host is not None and host.strip("'\"") == "0.0.0.0"
 
 
 def check_api_dockerfile(dockerfile: Any) -> None:
@@ -669,10 +804,11 @@ def check_api_dockerfile(dockerfile: Any) -> None:
             'écrivez CMD sous forme JSON (forme « exec ») : CMD ["python", "-m", "dpe_pipeline.api", …] ; '
             "le processus reçoit alors directement les signaux d'arrêt de Docker."
         )
-    if "dpe_pipeline.api" not in command or "0.0.0.0" not in command:
+    if "dpe_pipeline.api" not in command or not _listens_everywhere(command, steps):
         raise CheckFailed(
-            "la commande doit lancer `python -m dpe_pipeline.api` en écoutant sur 0.0.0.0 (--host 0.0.0.0) : "
-            "dans un conteneur, 127.0.0.1 n'est joignable que depuis le conteneur lui-même."
+            "la commande doit lancer `python -m dpe_pipeline.api` en écoutant sur 0.0.0.0 : ajoutez "
+            '"--host", "0.0.0.0" (ou "--host=0.0.0.0") à CMD, ou ENV API_HOST=0.0.0.0 ; dans un conteneur, '
+            "127.0.0.1 n'est joignable que depuis le conteneur lui-même."
         )
     _passed(f"Dockerfile valide : base {base}, dépendances en cache, utilisateur {users[-1]}, port 5000.")
 
@@ -1023,7 +1159,7 @@ def check_consumer_lag(lag_by_partition: Any, group_id: str, raw_topic: str) -> 
     require(lag_by_partition, "lag_by_partition")
     from dpe_pipeline import kafka_io
 
-    _require_mapping(lag_by_partition, "lag_by_partition")
+    _require_mapping(lag_by_partition, "lag_by_partition", "numéro de partition → lag")
     truth = kafka_io.consumer_lag(group_id, raw_topic)
     expected = {partition.partition: partition.lag for partition in truth.partitions}
     observed = {getattr(key, "partition", key): value for key, value in lag_by_partition.items()}
@@ -1384,8 +1520,32 @@ def check_explain(plan: Any) -> None:
     _passed("plan distribué : deux lectures (PostgreSQL et Iceberg), une jointure, des échanges entre étapes.")
 
 
-def check_bi_view(view: Any, learner_namespace: str) -> None:
-    """``view``: the qualified name (catalog.schema.view) of the learner's view for BI."""
+#: The columns of the BI view of lab 5 (exercise 4) and the Trino type each must have (None: any type).
+BI_VIEW_COLUMNS: dict[str, str | None] = {
+    "numero_dpe": None,
+    "commune": None,
+    "mois": None,
+    "etiquette_dpe": None,
+    "passoire": "boolean",
+    "periode_construction": None,
+    "surface_habitable_logement": None,
+    "conso_5_usages_par_m2_ep": None,
+    "cout_par_m2": None,
+}
+
+
+def _missing_bi_columns(columns: Iterable[str]) -> list[str]:
+    present = {str(column).lower() for column in columns}
+    return [column for column in BI_VIEW_COLUMNS if column not in present]
+
+
+def check_bi_view(view: Any, learner_namespace: str, department: str | None = None) -> None:
+    """``view``: the qualified name (catalog.schema.view) of the learner's view for BI.
+
+    The view must expose every column of :data:`BI_VIEW_COLUMNS` (``passoire`` a boolean,
+    true exactly for labels F and G) and, when ``department`` is given, return exactly the
+    rows of ``logements`` of that department.
+    """
     require(view, "view")
     parts = str(view).split(".")
     if len(parts) != 3 or parts[1] != learner_namespace:
@@ -1399,10 +1559,45 @@ def check_bi_view(view: Any, learner_namespace: str) -> None:
     )
     if kind.empty or kind["table_type"].iloc[0] != "VIEW":
         raise CheckFailed(f"{view} n'existe pas ou n'est pas une vue : exécutez votre CREATE VIEW.")
-    rows = _trino_rows(f"SELECT count(*) AS n FROM {view}")
-    if int(rows["n"].iloc[0]) == 0:
+    described = _trino_rows(
+        f"SELECT column_name, data_type FROM {catalog}.information_schema.columns "
+        f"WHERE table_schema = '{schema}' AND table_name = '{name}'"
+    )
+    types = {str(row.column_name).lower(): str(row.data_type).lower() for row in described.itertuples()}
+    missing = _missing_bi_columns(types)
+    if missing:
+        raise CheckFailed(
+            f"il manque à la vue {len(missing)} colonne(s) demandée(s) : {', '.join(missing)}. Reprenez la liste "
+            "de l'énoncé dans le SELECT de votre CREATE OR REPLACE VIEW."
+        )
+    for column, expected_type in BI_VIEW_COLUMNS.items():
+        if expected_type and types[column] != expected_type:
+            raise CheckFailed(
+                f"la colonne « {column} » est de type {types[column]}, il faut un {expected_type} : écrivez "
+                "une condition, par exemple « etiquette_dpe IN ('F', 'G') AS passoire »."
+            )
+    rows = int(_trino_rows(f"SELECT count(*) AS n FROM {view}")["n"].iloc[0])
+    if rows == 0:
         raise CheckFailed(f"la vue {view} ne renvoie aucune ligne : vérifiez son filtre.")
-    _passed(f"vue {view} : {_number(int(rows['n'].iloc[0]))} lignes, prête pour Superset.")
+    if department is not None:
+        expected = int(_trino_rows(
+            f"SELECT count(*) AS n FROM {catalog}.{schema}.logements WHERE departement = '{department}'"
+        )["n"].iloc[0])
+        if rows != expected:
+            raise CheckFailed(
+                f"la vue renvoie {_number(rows)} lignes, la table logements en a {_number(expected)} pour le "
+                f"département {department} : filtrez avec « WHERE departement = '{{department}}' » (f-string)."
+            )
+    wrong = int(_trino_rows(
+        f"SELECT count(*) AS n FROM {view} "
+        "WHERE passoire IS DISTINCT FROM (etiquette_dpe IN ('F', 'G'))"
+    )["n"].iloc[0])
+    if wrong:
+        raise CheckFailed(
+            f"« passoire » est fausse sur {_number(wrong)} ligne(s) : elle doit valoir true pour les étiquettes "
+            "F et G, false pour les autres."
+        )
+    _passed(f"vue {view} : {_number(rows)} lignes, {len(types)} colonnes, prête pour Superset.")
 
 
 def check_superset_session(api: Any) -> None:
@@ -1449,6 +1644,19 @@ def check_learner_dataset(dataset_id: Any, view: str) -> None:
         raise CheckFailed("ce jeu de données est virtuel (SQL) : créez un jeu de données physique sur la vue, "
                           "sans champ « sql » ; la vue porte déjà la logique.")
     columns = [column["column_name"] for column in dataset.get("columns", [])]
+    missing = _missing_bi_columns(columns)
+    if missing:
+        raise CheckFailed(
+            f"le jeu de données {dataset_id} n'a pas les colonnes {', '.join(missing)} : complétez la vue "
+            "(exercice 4), relancez sa vérification, puis rafraîchissez le jeu de données "
+            "(PUT /api/v1/dataset/<id>/refresh) en relançant votre cellule."
+        )
+    passoire = next(column for column in dataset["columns"] if column["column_name"].lower() == "passoire")
+    if passoire.get("type") and "BOOL" not in str(passoire["type"]).upper():
+        raise CheckFailed(
+            f"Superset voit « passoire » comme {passoire['type']}, pas comme un booléen : corrigez la vue "
+            "(exercice 4), puis rafraîchissez le jeu de données en relançant votre cellule."
+        )
     _passed(f"jeu de données {dataset_id} sur la vue {schema}.{name} : {len(columns)} colonnes ({', '.join(columns)}).")
 
 

@@ -63,6 +63,13 @@ def test_solution_shows_the_real_window_error_and_a_label_plot(solution_run):
     assert any("image/png" in output.get("data", {}) for output in plot_outputs)
 
 
+def test_solution_shows_the_warning_line_then_the_exception(solution_run):
+    # § 9 promises both: the client's WARNING log line, then the AdemeQueryError the code catches
+    shown = outputs_text(solution_run.cell("client-demo"))
+    assert "WARNING dpe_pipeline.ademe : ADEME refused" in shown
+    assert "AdemeQueryError :" in shown
+
+
 def test_solution_ran_with_the_injected_parameters(solution_run):
     injected = solution_run.cells_tagged("injected-parameters")
     assert injected and f"year = {YEAR}" in injected[0]["source"]

@@ -105,6 +105,37 @@ def test_dockerfile_check_names_the_mistake(mistake, hint):
         checks.check_api_dockerfile(GOOD_DOCKERFILE.replace(*mistake))
 
 
+@pytest.mark.parametrize(
+    "listen",
+    [
+        'CMD ["python", "-m", "dpe_pipeline.api", "--host", "0.0.0.0"]',
+        'CMD ["python", "-m", "dpe_pipeline.api", "--host=0.0.0.0", "--port", "5000"]',
+        'ENV API_HOST=0.0.0.0\nCMD ["python", "-m", "dpe_pipeline.api"]',
+        'ENV API_HOST="0.0.0.0" API_PORT=5000\nCMD ["python", "-m", "dpe_pipeline.api"]',
+        'ENV API_HOST 0.0.0.0\nCMD ["python", "-m", "dpe_pipeline.api"]',
+    ],
+)
+def test_dockerfile_check_accepts_every_way_to_listen_on_all_interfaces(listen):
+    checks.check_api_dockerfile(
+        GOOD_DOCKERFILE.replace('CMD ["python", "-m", "dpe_pipeline.api", "--host", "0.0.0.0"]', listen)
+    )
+
+
+@pytest.mark.parametrize(
+    "listen",
+    [
+        'CMD ["python", "-m", "dpe_pipeline.api"]',
+        'CMD ["python", "-m", "dpe_pipeline.api", "--host=127.0.0.1"]',
+        'ENV API_HOST=127.0.0.1\nCMD ["python", "-m", "dpe_pipeline.api"]',
+        'ENV API_HOST=0.0.0.0\nCMD ["python", "-m", "dpe_pipeline.api", "--host", "127.0.0.1"]',
+    ],
+)
+def test_dockerfile_check_refuses_a_local_only_api(listen):
+    dockerfile = GOOD_DOCKERFILE.replace('CMD ["python", "-m", "dpe_pipeline.api", "--host", "0.0.0.0"]', listen)
+    with pytest.raises(checks.CheckFailed, match="--host"):
+        checks.check_api_dockerfile(dockerfile)
+
+
 def test_dockerfile_check_wants_dependencies_before_the_code():
     code_first = GOOD_DOCKERFILE.replace("COPY src ./src\n", "").replace(
         "COPY requirements/core.txt", "COPY src ./src\nCOPY requirements/core.txt"

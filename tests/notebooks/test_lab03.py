@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from notebook_cells import assert_every_self_check_passes, assert_only_self_checks_fail, errors, outputs_text
+from notebook_cells import (
+    assert_every_self_check_passes,
+    assert_only_self_checks_fail,
+    displayed_text,
+    errors,
+    outputs_text,
+)
 
 from dpe_pipeline import kafka_io, labgen, postgres
 from dpe_pipeline.settings import project_dir
@@ -116,6 +122,8 @@ def test_solution_routes_malformed_messages_to_the_learner_dlq(solution_run):
     assert letters >= 5  # 2 broken messages × 2 groups + the learner's own
     assert "la vôtre" in outputs_text(solution_run.cell("ex6-check"))
     assert f"lab.{SOLUTION_LEARNER}." in raw_topic
+    shown = displayed_text(solution_run.cell("ex6-show"))
+    assert "LAB-CASSE-3" in shown and "b'LAB" not in shown  # keys decoded for display
 
 
 # --- the lab, as a student receives it ------------------------------------------------
@@ -134,7 +142,7 @@ def test_unfinished_lab_fails_each_self_check_with_a_french_hint(lab_run):
 def test_unfinished_lab_raises_only_in_its_self_checks(lab_run):
     # The cells that show an exercise's result (a topic, `delivered`, `assignment_history`…) wait for it (⏳)
     waiting = assert_only_self_checks_fail(lab_run)
-    assert {"ex1-describe", "per-partition", "same-key", "ex5-table", "ex6-show"} <= waiting
+    assert {"ex1", "ex1-describe", "per-partition", "same-key", "ex5-table", "ex6-show"} <= waiting
 
 
 def test_unfinished_lab_contains_no_solution_code():

@@ -51,6 +51,12 @@ def test_solution_writes_its_tables_in_the_learner_namespace(solution_run):
     assert len(logements.snapshots()) >= 3  # MERGE, DELETE, UPDATE
 
 
+def test_solution_plan_shows_the_filter_pushed_to_postgresql(solution_run):
+    # What §2 asks to observe: without read-side char padding, the label filter reaches PostgreSQL
+    plan = outputs_text(solution_run.cell("lazy"))
+    assert "PushedFilters: [*In(etiquette_dpe" in plan, plan
+
+
 def test_solution_shows_the_idempotent_rerun_and_the_cluster(solution_run):
     rerun = outputs_text(solution_run.cell("rerun"))
     counts = [line for line in rerun.splitlines() if line.startswith("snapshots de logements")]

@@ -14,6 +14,7 @@ import re
 import pytest
 from notebook_cells import assert_every_self_check_passes, assert_only_self_checks_fail, displayed_text, errors, outputs_text
 
+from dpe_pipeline import checks as lab_checks
 from dpe_pipeline import lakehouse, postgres, superset, trino_queries
 from dpe_pipeline.settings import get_settings, project_dir
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.notebooks
 SOLUTION = project_dir() / "solutions" / "05_trino_superset.ipynb"
 LAB = project_dir() / "labs" / "05_trino_superset.ipynb"
 SELF_CHECKS = 7  # one per exercise
-DEPARTMENT = "48"  # Lozère: the bundled records with every field the lab reads
+DEPARTMENT = "48"  # Lozère: the bundled records with costs and consumption (construction year often missing)
 SOLUTION_LEARNER = "nbtest5"
 LAB_LEARNER = "nbtest5_unfinished"
 SERVICES = ("postgres", "minio", "trino", "trino-worker", "superset")
@@ -131,6 +132,30 @@ def test_solution_view_is_in_the_learner_namespace(solution_run):
     in_view = count(f"SELECT count(*) AS n FROM iceberg.{namespace}.{VIEW_NAME}")
     in_table = count(f"SELECT count(*) AS n FROM iceberg.{namespace}.logements WHERE departement = '{DEPARTMENT}'")
     assert in_view == in_table > 0
+
+
+def test_bi_view_check_refuses_wrong_views_with_a_french_hint(solution_run):
+    # A newcomer's view passed once: 2 of the 9 columns and no department filter
+    namespace = f"lab_{SOLUTION_LEARNER}"
+    wrong = f"iceberg.{namespace}.dpe_bi_wrong"
+    every_column = (
+        "numero_dpe, commune, mois, etiquette_dpe, etiquette_dpe IN ('F', 'G') AS passoire, periode_construction, "
+        "surface_habitable_logement, conso_5_usages_par_m2_ep, cout_par_m2"
+    )
+    mistakes = [
+        ("numero_dpe, commune", "", "il manque"),
+        (every_column, "", "filtrez"),
+        (every_column.replace("etiquette_dpe IN ('F', 'G') AS passoire", "etiquette_dpe AS passoire"), "", "boolean"),
+    ]
+    try:
+        for columns, where, hint in mistakes:
+            trino_queries.query(
+                f"CREATE OR REPLACE VIEW {wrong} AS SELECT {columns} FROM iceberg.{namespace}.logements {where}"
+            )
+            with pytest.raises(lab_checks.CheckFailed, match=hint):
+                lab_checks.check_bi_view(wrong, namespace, DEPARTMENT)
+    finally:
+        trino_queries.query(f"DROP VIEW IF EXISTS {wrong}")
 
 
 def test_solution_chart_is_in_superset_and_returns_its_rows(solution_run):

@@ -140,6 +140,33 @@ def test_filtered_page_names_the_missing_filter(capsys):
     assert "hors du filtre" in hint_of(checks.check_filtered_page, outside, DEPARTMENT, YEAR, select)
 
 
+GOOD_QS = f"code_departement_ban:{DEPARTMENT} AND date_reception_dpe:[{YEAR}-01-01 TO {YEAR}-12-31]"
+
+
+@pytest.mark.parametrize(
+    "qs, hint",
+    [
+        (None, "`qs` vaut encore None"),
+        # Same result in the replay (every Rhône DPE is from 2023), still a wrong filter
+        (f"code_departement_ban:{DEPARTMENT}", "l'année de réception"),
+        (f"date_reception_dpe:[{YEAR}-01-01 TO {YEAR}-12-31]", "département"),
+        (f"code_departement_ban:{DEPARTMENT} AND date_reception_dpe:[2022-01-01 TO 2022-12-31]", "l'année 2023"),
+    ],
+)
+def test_filtered_page_reads_the_filter_itself(qs, hint):
+    select = ["numero_dpe", "date_reception_dpe", "code_departement_ban", "code_postal_ban", "etiquette_dpe"]
+    page = {"total": FILTER_LINES, "results": make_records(3)}
+    assert hint in hint_of(checks.check_filtered_page, page, DEPARTMENT, YEAR, select, qs=qs)
+
+
+def test_filtered_page_accepts_the_filter_with_both_conditions(capsys):
+    select = ["numero_dpe", "date_reception_dpe", "code_departement_ban", "code_postal_ban", "etiquette_dpe"]
+    page = {"total": FILTER_LINES, "results": make_records(3)}
+    for qs in (GOOD_QS, f"date_reception_dpe:[{YEAR}-01-01 TO {YEAR}-12-31]  AND  code_departement_ban:{DEPARTMENT}"):
+        checks.check_filtered_page(page, DEPARTMENT, YEAR, select, qs=qs)
+    assert capsys.readouterr().out.count("✅") == 2
+
+
 def test_all_records_explains_short_and_repeated_reads(capsys):
     checks.check_all_records(make_records(), DEPARTMENT, YEAR)
     assert "30" in capsys.readouterr().out
@@ -243,3 +270,102 @@ def test_an_empty_scope_is_reported_as_such(monkeypatch):
     monkeypatch.setattr(checks, "api_total", lambda department=None, year=None: 0 if year else ALL_LINES)
     page = {"total": 0, "results": []}
     assert "aucun DPE ne correspond" in hint_of(checks.check_filtered_page, page, "48", 2023, ["numero_dpe"])
+
+
+# --- lab 5: the BI view -----------------------------------------------------------------
+
+BI_NAMESPACE, BI_VIEW = "lab_me", "iceberg.lab_me.dpe_bi"
+
+
+def fake_trino(monkeypatch, columns, view_rows, department_rows=5_076, wrong_passoire=0):
+    """Trino's answers about the learner's view, without Trino."""
+
+    def rows(sql):
+        if "information_schema.tables" in sql:
+            return pd.DataFrame({"table_type": ["VIEW"]})
+        if "information_schema.columns" in sql:
+            return pd.DataFrame({"column_name": list(columns), "data_type": list(columns.values())})
+        if "IS DISTINCT FROM" in sql:
+            return pd.DataFrame({"n": [wrong_passoire]})
+        if "logements WHERE departement" in sql:
+            return pd.DataFrame({"n": [department_rows]})
+        return pd.DataFrame({"n": [view_rows]})
+
+    monkeypatch.setattr(checks, "_trino_rows", rows)
+
+
+GOOD_BI_COLUMNS = {column: (kind or "varchar") for column, kind in checks.BI_VIEW_COLUMNS.items()}
+
+
+def test_bi_view_with_every_column_and_the_department_passes(monkeypatch, capsys):
+    fake_trino(monkeypatch, GOOD_BI_COLUMNS, view_rows=5_076)
+    checks.check_bi_view(BI_VIEW, BI_NAMESPACE, "48")
+    assert "✅" in capsys.readouterr().out
+
+
+def test_bi_view_with_two_columns_is_refused(monkeypatch):
+    # The newcomer's view: SELECT numero_dpe, commune FROM logements (no filter)
+    fake_trino(monkeypatch, {"numero_dpe": "varchar", "commune": "varchar"}, view_rows=25_023)
+    hint = hint_of(checks.check_bi_view, BI_VIEW, BI_NAMESPACE, "48")
+    assert "il manque" in hint and "passoire" in hint and "cout_par_m2" in hint
+
+
+def test_bi_view_without_the_department_filter_is_refused(monkeypatch):
+    fake_trino(monkeypatch, GOOD_BI_COLUMNS, view_rows=25_023)
+    hint = hint_of(checks.check_bi_view, BI_VIEW, BI_NAMESPACE, "48")
+    assert "25" in hint and "5" in hint and "département 48" in hint and "filtrez" in hint
+
+
+def test_bi_view_with_a_text_passoire_is_refused(monkeypatch):
+    fake_trino(monkeypatch, {**GOOD_BI_COLUMNS, "passoire": "varchar(1)"}, view_rows=5_076)
+    hint = hint_of(checks.check_bi_view, BI_VIEW, BI_NAMESPACE, "48")
+    assert "passoire" in hint and "boolean" in hint
+
+
+def test_bi_view_with_a_wrong_passoire_is_refused(monkeypatch):
+    fake_trino(monkeypatch, {**GOOD_BI_COLUMNS, "passoire": "boolean"}, view_rows=5_076, wrong_passoire=12)
+    hint = hint_of(checks.check_bi_view, BI_VIEW, BI_NAMESPACE, "48")
+    assert "F et G" in hint
+
+
+# --- the services a lab needs -------------------------------------------------------------
+
+
+def closed_port() -> int:
+    """A local TCP port nobody listens on (bound then released)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_require_services_names_the_unreachable_service_in_french(monkeypatch):
+    import time
+    from types import SimpleNamespace
+
+    port = closed_port()
+    settings = SimpleNamespace(
+        postgres_host="127.0.0.1", postgres_port=port, kafka_bootstrap_servers=f"127.0.0.1:{port}"
+    )
+    started = time.perf_counter()
+    hint = hint_of(checks.require_services, "kafka", "postgres", settings=settings)
+    assert time.perf_counter() - started < 5
+    assert f"Kafka (127.0.0.1:{port})" in hint and f"PostgreSQL (127.0.0.1:{port})" in hint
+    assert "./dpe up" in hint and "docker compose up -d" in hint
+
+
+def test_require_services_passes_when_the_port_listens_and_skips_the_live_api():
+    import socket
+    from types import SimpleNamespace
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        settings = SimpleNamespace(postgres_host="127.0.0.1", postgres_port=server.getsockname()[1], ademe_mode="live")
+        checks.require_services("postgres", "ademe", settings=settings)
+
+
+def test_require_services_rejects_an_unknown_name():
+    with pytest.raises(ValueError):
+        checks.require_services("mongodb")

@@ -135,8 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("DPE_LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s: %(message)s")
     quiet_client_libraries()
+    args = build_parser().parse_args(argv)  # --help and usage errors write nothing
     ensure_env_file()
-    args = build_parser().parse_args(argv)
     return args.func(args)
 
 

@@ -43,3 +43,18 @@ def assert_only_self_checks_fail(run) -> set[str]:
     }
     assert waiting, "no display cell printed the ⏳ line of checks.ready"
     return waiting
+
+
+def assert_every_self_check_fails_kindly(run, expected: int, *hints: str) -> None:
+    """In an unfinished lab, each self-check (as many as ``expected``) fails with one French hint.
+
+    A hint is a ``CheckFailed`` whose message contains one of ``hints``, shown without a
+    Python traceback (only the "Vérification échouée" line).
+    """
+    self_checks = run.cells_tagged("self-check")
+    assert len(self_checks) == expected
+    for cell in self_checks:
+        (error,) = errors(cell)
+        assert error["ename"] == "CheckFailed", (cell["source"], error["ename"], error["evalue"])
+        assert any(hint in error["evalue"] for hint in hints), error["evalue"]
+        assert len(error["traceback"]) == 1 and "Vérification échouée" in error["traceback"][0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from notebook_cells import (
+from notebook_cells import (, assert_every_self_check_fails_kindly
     assert_every_self_check_passes,
     assert_only_self_checks_fail,
     displayed_text,
@@ -130,13 +130,7 @@ def test_solution_routes_malformed_messages_to_the_learner_dlq(solution_run):
 
 
 def test_unfinished_lab_fails_each_self_check_with_a_french_hint(lab_run):
-    checks = lab_run.cells_tagged("self-check")
-    assert len(checks) == SELF_CHECKS
-    for cell in checks:
-        (error,) = errors(cell)
-        assert error["ename"] == "CheckFailed", (cell["source"], error["ename"], error["evalue"])
-        assert len(error["traceback"]) == 1 and "Vérification échouée" in error["traceback"][0]
-        assert any(word in error["evalue"] for word in (" : ", "À FAIRE")), error["evalue"]
+    assert_every_self_check_fails_kindly(lab_run, SELF_CHECKS, " : ", "À FAIRE")
 
 
 def test_unfinished_lab_raises_only_in_its_self_checks(lab_run):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from notebook_cells import assert_every_self_check_passes, assert_only_self_checks_fail, errors
+from notebook_cells import assert_every_self_check_fails_kindly, assert_every_self_check_passes, assert_only_self_checks_fail, errors
 
 from dpe_pipeline import checks
 from dpe_pipeline.airflow_api import AirflowClient, AirflowError
@@ -70,13 +70,7 @@ def test_lab_dag_file_is_ignored_by_git():
 
 
 def test_unfinished_lab_fails_each_self_check_with_a_french_hint(lab_run):
-    checks_cells = lab_run.cells_tagged("self-check")
-    assert len(checks_cells) == SELF_CHECKS
-    for cell in checks_cells:
-        (error,) = errors(cell)
-        assert error["ename"] == "CheckFailed", (cell["source"], error["ename"], error["evalue"])
-        assert "À FAIRE" in error["evalue"], error["evalue"]
-        assert len(error["traceback"]) == 1 and "Vérification échouée" in error["traceback"][0]
+    assert_every_self_check_fails_kindly(lab_run, SELF_CHECKS, "À FAIRE")
 
 
 def test_unfinished_lab_raises_only_in_its_self_checks(lab_run):

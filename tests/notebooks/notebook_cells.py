@@ -37,7 +37,8 @@ def assert_only_self_checks_fail(run) -> set[str]:
     """
     self_checks = {cell["id"] for cell in run.cells_tagged("self-check")}
     failing = {cell["id"] for cell in run.notebook.cells if errors(cell)}
-    assert failing <= self_checks, {cell_id: errors(run.cell(cell_id))[0]["evalue"] for cell_id in failing - self_checks}
+    unexpected = failing - self_checks
+    assert not unexpected, {cell_id: errors(run.cell(cell_id))[0]["evalue"] for cell_id in unexpected}
     waiting = {
         cell["id"] for cell in run.notebook.cells if cell["id"] not in self_checks and WAITING in outputs_text(cell)
     }

@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from notebook_cells import assert_every_self_check_fails_kindly, assert_every_self_check_passes, assert_only_self_checks_fail, errors, outputs_text
+from notebook_cells import (
+    assert_every_self_check_fails_kindly,
+    assert_every_self_check_passes,
+    assert_only_self_checks_fail,
+    outputs_text,
+)
 
 from dpe_pipeline.ademe import AdemeClient
 from dpe_pipeline.settings import get_settings, project_dir

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from notebook_cells import (, assert_every_self_check_fails_kindly
+from notebook_cells import (
+    assert_every_self_check_fails_kindly,
     assert_every_self_check_passes,
     assert_only_self_checks_fail,
     displayed_text,
-    errors,
     outputs_text,
 )
 

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from notebook_cells import assert_every_self_check_fails_kindly, assert_every_self_check_passes, assert_only_self_checks_fail, errors, outputs_text
+from notebook_cells import (
+    assert_every_self_check_fails_kindly,
+    assert_every_self_check_passes,
+    assert_only_self_checks_fail,
+    outputs_text,
+)
 
 from dpe_pipeline import lakehouse
 from dpe_pipeline.settings import project_dir

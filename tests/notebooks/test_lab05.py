@@ -12,7 +12,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from notebook_cells import assert_every_self_check_fails_kindly, assert_every_self_check_passes, assert_only_self_checks_fail, displayed_text, errors, outputs_text
+from notebook_cells import (
+    assert_every_self_check_fails_kindly,
+    assert_every_self_check_passes,
+    assert_only_self_checks_fail,
+    displayed_text,
+    outputs_text,
+)
 
 from dpe_pipeline import checks as lab_checks
 from dpe_pipeline import lakehouse, postgres, superset, trino_queries

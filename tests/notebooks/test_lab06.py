@@ -5,7 +5,11 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from notebook_cells import assert_every_self_check_fails_kindly, assert_every_self_check_passes, assert_only_self_checks_fail, errors
+from notebook_cells import (
+    assert_every_self_check_fails_kindly,
+    assert_every_self_check_passes,
+    assert_only_self_checks_fail,
+)
 
 from dpe_pipeline import checks
 from dpe_pipeline.airflow_api import AirflowClient, AirflowError

@@ -166,17 +166,12 @@ def require_services(*names: str, settings: Any = None, timeout: float = 2.0) ->
     Call it at the top of a lab's setup cell (``checks.require_services("kafka", "postgres")``):
     without it a stopped stack shows up minutes later as a raw ConnectionError or timeout.
     """
-    import socket
+    from dpe_pipeline.native.health import probe_tcp
 
     down = []
     for name in names:
         address = service_address(name, settings)
-        if address is None:
-            continue
-        try:
-            with socket.create_connection(address, timeout=timeout):
-                pass
-        except OSError:
+        if address is not None and probe_tcp(*address, timeout) is not None:
             down.append((name, address))
     if down:
         listed = ", ".join(f"{SERVICE_LABELS[name][0]} ({host}:{port})" for name, (host, port) in down)
